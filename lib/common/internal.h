@@ -1,0 +1,63 @@
+/* internal.h - what the layers of libheapsnap share and do not export:
+ * the reentrancy guard, the spin lock, accounted internal memory. */
+#ifndef HS_INTERNAL_H
+#define HS_INTERNAL_H
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heapsnap.h"
+
+#define HS_HIDDEN __attribute__((visibility("hidden")))
+#define HS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HS_CACHELINE 64
+
+/* Non-zero while this thread runs heapsnap code: the interposer then passes
+ * allocations straight to the real allocator, so heapsnap never traces its
+ * own memory. Initial-exec TLS: no allocation on first touch, and it stays
+ * readable while a thread is torn down. */
+extern __thread int hs__guard __attribute__((tls_model("initial-exec")));
+
+/* A test-and-test-and-set lock that yields after a short spin. Critical
+ * sections hold it for a few hundred instructions at most and never call
+ * into libc beyond memcpy and the real allocator. */
+typedef struct {
+  atomic_int v;
+} hs_lock_t;
+
+static inline void hs__lock(hs_lock_t *l) {
+  for (;;) {
+    if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+      return;
+    for (int i = 0; atomic_load_explicit(&l->v, memory_order_relaxed); i++) {
+      if (i < 64)
+        __builtin_ia32_pause();
+      else
+        sched_yield();
+    }
+  }
+}
+static inline void hs__unlock(hs_lock_t *l) {
+  atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+/* For the child of fork(): the thread that held the lock does not exist. */
+static inline void hs__lock_reset(hs_lock_t *l) {
+  atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+}
+
+/* Internal memory, counted in hs_get_tracer_memory() under a category.
+ * The caller must hold the guard (or be outside the interposer). */
+enum hs_mem_kind { HS_MEM_TRACES, HS_MEM_STACKS, HS_MEM_OTHER, HS_MEM_KINDS };
+HS_HIDDEN void *hs__mem_alloc(enum hs_mem_kind kind, size_t size);
+HS_HIDDEN void *hs__mem_calloc(enum hs_mem_kind kind, size_t n, size_t size);
+HS_HIDDEN void hs__mem_free(enum hs_mem_kind kind, void *p, size_t size);
+HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
+
+/* Fault injection seam for tests: when set, hs__mem_alloc calls it first
+ * and fails when it returns non-zero. */
+extern int (*hs__mem_fail_hook)(size_t size);
+
+#endif

@@ -1,0 +1,326 @@
+/* interpose.c - the malloc family as heapsnap exports it: each function
+ * forwards to the real allocator and, while tracing, records or forgets the
+ * block. Also the bootstrap (dlsym needs calloc before the real one is
+ * known), fork handling, and starting from HEAPSNAP_FRAMES at load. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "../trace/trace.h"
+#include "real.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define CALLER ((uintptr_t)__builtin_return_address(0))
+
+static hs_real_allocator_t real;
+/* 0: nothing resolved; 1: resolving (dlsym may call back); 2: ready. */
+static atomic_int ready;
+
+/* ---- bootstrap pool: serves what dlsym allocates before `real` exists.
+ * Its blocks are never freed; free() and realloc() recognise them. */
+#define POOL_SIZE (64 * 1024)
+static _Alignas(64) unsigned char pool[POOL_SIZE];
+static atomic_size_t pool_used;
+
+typedef struct {
+  size_t size;
+  size_t pad;
+} pool_hdr_t;
+
+static int in_pool(const void *p) {
+  return (const unsigned char *)p >= pool &&
+         (const unsigned char *)p < pool + POOL_SIZE;
+}
+
+static void *pool_alloc(size_t size, size_t align) {
+  if (align < 16)
+    align = 16;
+  if (size > POOL_SIZE || align > 4096) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t need = sizeof(pool_hdr_t) + size + align;
+  size_t off = atomic_fetch_add(&pool_used, need);
+  if (off + need > POOL_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t start = (uintptr_t)(pool + off) + sizeof(pool_hdr_t);
+  uintptr_t p = (start + align - 1) & ~(uintptr_t)(align - 1);
+  ((pool_hdr_t *)p)[-1].size = size;
+  return (void *)p;
+}
+
+static size_t pool_size(const void *p) {
+  return ((const pool_hdr_t *)p)[-1].size;
+}
+
+/* glibc's own entry points: used only when dlsym finds no next allocator
+ * (a static link with no other definition). */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+static int fallback_posix_memalign(void **out, size_t align, size_t size) {
+  if (align % sizeof(void *) != 0 || (align & (align - 1)) != 0 || align == 0)
+    return EINVAL;
+  int saved = errno;
+  void *p = real.memalign(align, size);
+  if (!p)
+    return ENOMEM;
+  errno = saved;
+  *out = p;
+  return 0;
+}
+
+static void *fallback_aligned_alloc(size_t align, size_t size) {
+  return real.memalign(align, size);
+}
+
+#define RESOLVE(field, name, fallback)                                        \
+  do {                                                                        \
+    void *sym = dlsym(RTLD_NEXT, name);                                       \
+    memcpy(&real.field, &sym, sizeof sym);                                    \
+    if (!real.field)                                                          \
+      real.field = fallback;                                                  \
+  } while (0)
+
+static void resolve(void) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&ready, &expect, 1))
+    return; /* another call is resolving: its callers use the pool */
+  hs__guard++;
+  RESOLVE(malloc, "malloc", __libc_malloc);
+  RESOLVE(calloc, "calloc", __libc_calloc);
+  RESOLVE(realloc, "realloc", __libc_realloc);
+  RESOLVE(free, "free", __libc_free);
+  RESOLVE(memalign, "memalign", __libc_memalign);
+  RESOLVE(posix_memalign, "posix_memalign", fallback_posix_memalign);
+  RESOLVE(aligned_alloc, "aligned_alloc", fallback_aligned_alloc);
+  RESOLVE(valloc, "valloc", __libc_valloc);
+  RESOLVE(pvalloc, "pvalloc", __libc_pvalloc);
+  RESOLVE(malloc_usable_size, "malloc_usable_size", NULL);
+  hs__guard--;
+  atomic_store(&ready, 2);
+}
+
+static inline int is_ready(void) {
+  if (HS_LIKELY(atomic_load_explicit(&ready, memory_order_acquire) == 2))
+    return 1;
+  resolve();
+  return atomic_load(&ready) == 2;
+}
+
+/* Whether this call should be recorded: tracing, and not heapsnap's own. */
+static inline int tracing_here(void) {
+  return hs__state_tracing(hs__state_now()) && !hs__guard;
+}
+
+static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
+  if (p && tracing_here()) {
+    int saved = errno;
+    hs__guard++;
+    hs__record_alloc(p, size, caller);
+    hs__guard--;
+    errno = saved;
+  }
+}
+
+EXPORT void *malloc(size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, 16);
+  void *p = real.malloc(size);
+  after_alloc(p, size, CALLER);
+  return p;
+}
+
+EXPORT void free(void *p) {
+  if (!p || in_pool(p))
+    return;
+  if (tracing_here()) {
+    int saved = errno;
+    hs__guard++;
+    hs__record_free(p);
+    hs__guard--;
+    errno = saved;
+  }
+  real.free(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size) {
+  if (HS_UNLIKELY(!is_ready())) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return pool_alloc(total, 16); /* the pool is static: already zero */
+  }
+  void *p = real.calloc(n, size);
+  after_alloc(p, n * size, CALLER);
+  return p;
+}
+
+static void *pool_realloc(void *old, size_t size) {
+  void *p = pool_alloc(size, 16);
+  if (p && old && in_pool(old)) {
+    size_t n = pool_size(old);
+    memcpy(p, old, n < size ? n : size);
+  }
+  return p;
+}
+
+static void *do_realloc(void *old, size_t size, uintptr_t caller) {
+  if (in_pool(old)) {
+    void *p = real.malloc(size);
+    if (p) {
+      size_t n = pool_size(old);
+      memcpy(p, old, n < size ? n : size);
+      after_alloc(p, size, caller);
+    }
+    return p;
+  }
+  if (!tracing_here())
+    return real.realloc(old, size);
+  /* Forget the old block before the real call: once it is freed another
+   * thread may be given the same address and trace it. */
+  size_t old_size = 0;
+  uint32_t old_stack = 0;
+  int saved = errno, had = 0;
+  hs__guard++;
+  if (old)
+    had = hs__traces_remove(0, (uintptr_t)old, &old_size, &old_stack);
+  errno = saved;
+  void *p = real.realloc(old, size);
+  saved = errno;
+  if (p)
+    hs__record_alloc(p, size, caller);
+  else if (had && size != 0) { /* failed: the old block lives on */
+    unsigned s = hs__state_now();
+    if (hs__state_tracing(s))
+      (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s);
+  }
+  hs__guard--;
+  errno = saved;
+  return p;
+}
+
+EXPORT void *realloc(void *old, size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_realloc(old, size);
+  return do_realloc(old, size, CALLER);
+}
+
+EXPORT void *reallocarray(void *old, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_realloc(old, total);
+  return do_realloc(old, total, CALLER);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+  if (HS_UNLIKELY(!is_ready())) {
+    void *p = pool_alloc(size, align);
+    if (!p)
+      return ENOMEM;
+    *out = p;
+    return 0;
+  }
+  int rc = real.posix_memalign(out, align, size);
+  if (rc == 0)
+    after_alloc(*out, size, CALLER);
+  return rc;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, align);
+  void *p = real.aligned_alloc(align, size);
+  after_alloc(p, size, CALLER);
+  return p;
+}
+
+EXPORT void *memalign(size_t align, size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, align);
+  void *p = real.memalign(align, size);
+  after_alloc(p, size, CALLER);
+  return p;
+}
+
+EXPORT void *valloc(size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, 4096);
+  void *p = real.valloc(size);
+  after_alloc(p, size, CALLER);
+  return p;
+}
+
+EXPORT void *pvalloc(size_t size) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, 4096);
+  void *p = real.pvalloc(size);
+  after_alloc(p, size, CALLER);
+  return p;
+}
+
+EXPORT size_t malloc_usable_size(void *p) {
+  if (!p)
+    return 0;
+  if (in_pool(p))
+    return pool_size(p);
+  if (HS_UNLIKELY(!is_ready()) || !real.malloc_usable_size)
+    return 0;
+  return real.malloc_usable_size(p);
+}
+
+/* ---- load-time set-up ---- */
+
+static void say(const char *a, const char *b, const char *c) {
+  /* write(2) only: stdio may allocate, and the host's stderr buffering
+   * must not change. */
+  ssize_t r = write(2, a, strlen(a));
+  r = write(2, b, strlen(b));
+  r = write(2, c, strlen(c));
+  (void)r;
+}
+
+static void start_from_environment(void) {
+  if (getauxval(AT_SECURE))
+    return; /* setuid/setgid: never let the environment steer us */
+  const char *v = getenv("HEAPSNAP_FRAMES");
+  if (!v || !*v)
+    return;
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno || *end || n < 1 || n > HS_MAX_FRAMES) {
+    say("heapsnap: HEAPSNAP_FRAMES=", v,
+        ": expected a number of frames from 1 to 256; tracing stays off\n");
+    return;
+  }
+  hs_start((int)n);
+}
+
+__attribute__((constructor)) static void heapsnap_init(void) {
+  int saved = errno;
+  (void)is_ready();
+  hs__guard++;
+  pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child);
+  hs__guard--;
+  start_from_environment();
+  errno = saved;
+}

@@ -1,0 +1,211 @@
+/* control.c - the tracing state and the public control API (hs_start,
+ * hs_stop, totals, domains, object tracebacks), and the recording path the
+ * interposer calls. */
+#include <pthread.h>
+#include <string.h>
+
+#include "../unwind/unwind.h"
+#include "trace.h"
+
+__thread int hs__guard __attribute__((tls_model("initial-exec")));
+
+atomic_uint hs__state;
+/* The frames captured per allocation while tracing; written before the
+ * state says tracing, read after. */
+static atomic_int nframe_active = HS_DEFAULT_FRAMES;
+static int nframe_limit = HS_DEFAULT_FRAMES; /* protected by control_mu */
+static pthread_mutex_t control_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint_least64_t dropped_traces, dropped_bytes;
+
+void hs__count_drop(size_t size) {
+  atomic_fetch_add_explicit(&dropped_traces, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&dropped_bytes, size, memory_order_relaxed);
+}
+
+/* Records a block for (domain, ptr) with the stack above caller_ret.
+ * hot path: no global lock; allocates only for a new stack or a growing
+ * table, and then from the real allocator (the guard is held). */
+static int record(unsigned domain, uintptr_t ptr, size_t size,
+                  uintptr_t caller_ret) {
+  unsigned s = hs__state_now();
+  if (!hs__state_tracing(s))
+    return HS_ENOTTRACING;
+  uintptr_t frames[HS_MAX_FRAMES];
+  int n = hs__unwind_capture(
+      frames, atomic_load_explicit(&nframe_active, memory_order_relaxed),
+      caller_ret);
+  uint32_t id;
+  int rc = hs__stack_intern(frames, n, s, &id);
+  if (rc == 0)
+    rc = hs__traces_insert(domain, ptr, size, id, s);
+  if (rc == HS_ENOMEM)
+    hs__count_drop(size);
+  return rc;
+}
+
+void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret) {
+  (void)record(0, (uintptr_t)ptr, size, caller_ret);
+}
+
+void hs__record_free(void *ptr) {
+  (void)hs__traces_remove(0, (uintptr_t)ptr, NULL, NULL);
+}
+
+/* Every start, stop and clear takes each table lock, so no hook is
+ * between its state check and its write while the state changes. */
+static void lock_tables(void) {
+  hs__stacks_lock_all();
+  hs__traces_lock_all();
+}
+static void unlock_tables(void) {
+  hs__traces_unlock_all();
+  hs__stacks_unlock_all();
+}
+static void set_state(int tracing, int clear) {
+  lock_tables();
+  unsigned gen = (hs__state_now() >> 1) + 1;
+  if (clear) {
+    hs__traces_clear_locked();
+    hs__stacks_clear_locked();
+  }
+  atomic_store_explicit(&hs__state, (gen << 1) | (tracing ? 1u : 0u),
+                        memory_order_release);
+  unlock_tables();
+}
+
+int hs_start(int nframe) {
+  if (nframe < 1 || nframe > HS_MAX_FRAMES)
+    return HS_EINVAL;
+  hs__guard++;
+  pthread_mutex_lock(&control_mu);
+  if (!hs__state_tracing(hs__state_now())) {
+    hs__unwind_warm_up();
+    nframe_limit = nframe;
+    atomic_store_explicit(&nframe_active, nframe, memory_order_relaxed);
+    atomic_store(&dropped_traces, 0);
+    atomic_store(&dropped_bytes, 0);
+    set_state(1, 0);
+  }
+  pthread_mutex_unlock(&control_mu);
+  hs__guard--;
+  return 0;
+}
+
+void hs_stop(void) {
+  hs__guard++;
+  pthread_mutex_lock(&control_mu);
+  if (hs__state_tracing(hs__state_now()))
+    set_state(0, 1);
+  pthread_mutex_unlock(&control_mu);
+  hs__guard--;
+}
+
+int hs_is_tracing(void) { return hs__state_tracing(hs__state_now()); }
+
+void hs_clear_traces(void) {
+  hs__guard++;
+  pthread_mutex_lock(&control_mu);
+  if (hs__state_tracing(hs__state_now()))
+    set_state(1, 1);
+  pthread_mutex_unlock(&control_mu);
+  hs__guard--;
+}
+
+int hs_get_traceback_limit(void) {
+  pthread_mutex_lock(&control_mu);
+  int n = nframe_limit;
+  pthread_mutex_unlock(&control_mu);
+  return n;
+}
+
+void hs_get_traced_memory(size_t *current, size_t *peak) {
+  size_t c = 0, p = 0;
+  if (hs_is_tracing())
+    hs__traces_totals(&c, &p);
+  if (current)
+    *current = c;
+  if (peak)
+    *peak = p;
+}
+
+void hs_reset_peak(void) {
+  if (hs_is_tracing())
+    hs__traces_reset_peak();
+}
+
+size_t hs_get_tracer_memory(void) {
+  size_t n = 0;
+  for (int k = 0; k < HS_MEM_KINDS; k++)
+    n += hs__mem_used((enum hs_mem_kind)k);
+  return n;
+}
+
+void hs_get_stats(hs_stats_t *out) {
+  size_t c = 0, p = 0;
+  if (!out)
+    return;
+  memset(out, 0, sizeof *out);
+  if (hs_is_tracing())
+    hs__traces_totals(&c, &p);
+  out->traced_current = c;
+  out->traced_peak = p;
+  out->live_traces = hs__traces_count();
+  out->stacks = hs__stack_count();
+  out->tracer_memory = hs_get_tracer_memory();
+  out->trace_table_bytes = hs__mem_used(HS_MEM_TRACES);
+  out->stack_table_bytes = hs__mem_used(HS_MEM_STACKS);
+  out->dropped_traces = atomic_load(&dropped_traces);
+  out->dropped_bytes = atomic_load(&dropped_bytes);
+}
+
+int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {
+  if (!frames || max < 1)
+    return HS_EINVAL;
+  if (!hs_is_tracing())
+    return HS_ENOTTRACING;
+  uint32_t id;
+  hs__guard++;
+  int n = HS_ENOTFOUND;
+  if (hs__traces_lookup(0, (uintptr_t)ptr, NULL, &id)) {
+    n = hs__stack_get(id, frames, max);
+    if (n < 0)
+      n = HS_ENOTFOUND; /* cleared between the two look-ups */
+    else if (n > max)
+      n = max;
+  }
+  hs__guard--;
+  return n;
+}
+
+int hs_track(unsigned int domain, uintptr_t ptr, size_t size) {
+  hs__guard++;
+  int rc = record(domain, ptr, size, (uintptr_t)__builtin_return_address(0));
+  hs__guard--;
+  return rc;
+}
+
+int hs_untrack(unsigned int domain, uintptr_t ptr) {
+  if (!hs_is_tracing())
+    return HS_ENOTTRACING;
+  hs__guard++;
+  (void)hs__traces_remove(domain, ptr, NULL, NULL);
+  hs__guard--;
+  return 0;
+}
+
+void hs__fork_prepare(void) {
+  pthread_mutex_lock(&control_mu);
+  lock_tables();
+}
+
+void hs__fork_parent(void) {
+  unlock_tables();
+  pthread_mutex_unlock(&control_mu);
+}
+
+void hs__fork_child(void) {
+  /* Only this thread exists now; whatever the others held is free. */
+  hs__traces_reset_locks();
+  hs__stacks_reset_locks();
+  pthread_mutex_init(&control_mu, NULL);
+}

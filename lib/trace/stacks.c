@@ -1,0 +1,185 @@
+/* stacks.c - interned call stacks: each distinct stack is stored once and
+ * named by a 24-bit id. Sharded by hash so threads rarely share a lock.
+ *
+ * A shard holds an open-addressing table of (index + 1) keyed by the stack's
+ * hash, and an array index -> record. Records never move while they exist,
+ * so a copy made under the lock stays valid after it. */
+#include <string.h>
+
+#include "trace.h"
+
+typedef struct stack_rec {
+  uint64_t hash;
+  uint32_t nframe;
+  uintptr_t frames[];
+} stack_rec_t;
+
+typedef struct stack_shard {
+  hs_lock_t lock;
+  uint32_t mask;       /* slots has mask + 1 entries; protected by lock */
+  uint32_t count;      /* stacks in this shard; protected by lock */
+  uint32_t recs_cap;   /* protected by lock */
+  uint32_t *slots;     /* index + 1, 0 = empty; protected by lock */
+  stack_rec_t **recs;  /* index -> record; protected by lock */
+} __attribute__((aligned(HS_CACHELINE))) stack_shard_t;
+
+static stack_shard_t shards[HS_STACK_SHARDS];
+
+static uint64_t hash_frames(const uintptr_t *f, int n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+  for (int i = 0; i < n; i++) {
+    h ^= (uint64_t)f[i];
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  return h;
+}
+
+static int grow_slots(stack_shard_t *sh) {
+  uint32_t ncap = sh->slots ? (sh->mask + 1) * 2 : 64;
+  uint32_t *ns = hs__mem_calloc(HS_MEM_STACKS, ncap, sizeof *ns);
+  if (!ns)
+    return HS_ENOMEM;
+  for (uint32_t i = 0; sh->slots && i <= sh->mask; i++) {
+    uint32_t v = sh->slots[i];
+    if (!v)
+      continue;
+    uint32_t j = (uint32_t)sh->recs[v - 1]->hash & (ncap - 1);
+    while (ns[j])
+      j = (j + 1) & (ncap - 1);
+    ns[j] = v;
+  }
+  if (sh->slots)
+    hs__mem_free(HS_MEM_STACKS, sh->slots, (sh->mask + 1) * sizeof *ns);
+  sh->slots = ns;
+  sh->mask = ncap - 1;
+  return 0;
+}
+
+static int grow_recs(stack_shard_t *sh) {
+  uint32_t ncap = sh->recs_cap ? sh->recs_cap * 2 : 64;
+  if (ncap > (1u << HS_STACK_INDEX_BITS))
+    ncap = 1u << HS_STACK_INDEX_BITS;
+  if (ncap <= sh->recs_cap)
+    return HS_ENOMEM; /* every id of this shard is taken */
+  stack_rec_t **nr = hs__mem_alloc(HS_MEM_STACKS, ncap * sizeof *nr);
+  if (!nr)
+    return HS_ENOMEM;
+  if (sh->recs) {
+    memcpy(nr, sh->recs, sh->count * sizeof *nr);
+    hs__mem_free(HS_MEM_STACKS, sh->recs, sh->recs_cap * sizeof *nr);
+  }
+  sh->recs = nr;
+  sh->recs_cap = ncap;
+  return 0;
+}
+
+/* hot path: one shard lock, no allocation unless the stack is new. */
+int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
+                     uint32_t *id) {
+  uint64_t h = hash_frames(frames, n);
+  uint32_t si = (uint32_t)(h >> (64 - HS_STACK_SHARD_BITS));
+  stack_shard_t *sh = &shards[si];
+  int rc = 0;
+  hs__lock(&sh->lock);
+  if (hs__state_now() != s) {
+    rc = HS_ENOTTRACING;
+    goto out;
+  }
+  if (sh->slots) {
+    for (uint32_t j = (uint32_t)h & sh->mask;; j = (j + 1) & sh->mask) {
+      uint32_t v = sh->slots[j];
+      if (!v)
+        break;
+      const stack_rec_t *r = sh->recs[v - 1];
+      if (r->hash == h && r->nframe == (uint32_t)n &&
+          memcmp(r->frames, frames, (size_t)n * sizeof *frames) == 0) {
+        *id = ((v - 1) << HS_STACK_SHARD_BITS) | si;
+        goto out;
+      }
+    }
+  }
+  /* New stack: keep the table at most 3/4 full and room for its record. */
+  if (!sh->slots || (sh->count + 1) * 4 > (sh->mask + 1) * 3) {
+    if ((rc = grow_slots(sh)) != 0 &&
+        (!sh->slots || sh->count + 1 >= sh->mask + 1))
+      goto out;
+    rc = 0;
+  }
+  if (sh->count == sh->recs_cap && (rc = grow_recs(sh)) != 0)
+    goto out;
+  size_t bytes = sizeof(stack_rec_t) + (size_t)n * sizeof *frames;
+  stack_rec_t *r = hs__mem_alloc(HS_MEM_STACKS, bytes);
+  if (!r) {
+    rc = HS_ENOMEM;
+    goto out;
+  }
+  r->hash = h;
+  r->nframe = (uint32_t)n;
+  memcpy(r->frames, frames, (size_t)n * sizeof *frames);
+  uint32_t idx = sh->count;
+  /* Readers outside the lock (hs_get_stats) load count atomically. */
+  __atomic_store_n(&sh->count, idx + 1, __ATOMIC_RELAXED);
+  sh->recs[idx] = r;
+  uint32_t j = (uint32_t)h & sh->mask;
+  while (sh->slots[j])
+    j = (j + 1) & sh->mask;
+  sh->slots[j] = idx + 1;
+  *id = (idx << HS_STACK_SHARD_BITS) | si;
+out:
+  hs__unlock(&sh->lock);
+  return rc;
+}
+
+int hs__stack_get(uint32_t id, uintptr_t *out, int max) {
+  stack_shard_t *sh = &shards[id & (HS_STACK_SHARDS - 1)];
+  uint32_t idx = id >> HS_STACK_SHARD_BITS;
+  int n = -1;
+  hs__lock(&sh->lock);
+  if (idx < sh->count) {
+    const stack_rec_t *r = sh->recs[idx];
+    n = (int)r->nframe;
+    memcpy(out, r->frames, (size_t)(n < max ? n : max) * sizeof *out);
+  }
+  hs__unlock(&sh->lock);
+  return n;
+}
+
+uint64_t hs__stack_count(void) {
+  uint64_t n = 0;
+  for (unsigned i = 0; i < HS_STACK_SHARDS; i++)
+    n += __atomic_load_n(&shards[i].count, __ATOMIC_RELAXED);
+  return n;
+}
+
+void hs__stacks_lock_all(void) {
+  for (unsigned i = 0; i < HS_STACK_SHARDS; i++)
+    hs__lock(&shards[i].lock);
+}
+
+void hs__stacks_unlock_all(void) {
+  for (unsigned i = HS_STACK_SHARDS; i-- > 0;)
+    hs__unlock(&shards[i].lock);
+}
+
+void hs__stacks_reset_locks(void) {
+  for (unsigned i = 0; i < HS_STACK_SHARDS; i++)
+    hs__lock_reset(&shards[i].lock);
+}
+
+void hs__stacks_clear_locked(void) {
+  for (unsigned i = 0; i < HS_STACK_SHARDS; i++) {
+    stack_shard_t *sh = &shards[i];
+    for (uint32_t k = 0; k < sh->count; k++)
+      hs__mem_free(HS_MEM_STACKS, sh->recs[k],
+                   sizeof(stack_rec_t) + sh->recs[k]->nframe * sizeof(uintptr_t));
+    if (sh->recs)
+      hs__mem_free(HS_MEM_STACKS, sh->recs, sh->recs_cap * sizeof *sh->recs);
+    if (sh->slots)
+      hs__mem_free(HS_MEM_STACKS, sh->slots, (sh->mask + 1) * sizeof *sh->slots);
+    sh->recs = NULL;
+    sh->slots = NULL;
+    sh->recs_cap = sh->mask = 0;
+    __atomic_store_n(&sh->count, 0, __ATOMIC_RELAXED);
+  }
+}

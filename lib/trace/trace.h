@@ -1,0 +1,85 @@
+/* trace.h - the trace layer: interned stacks, live traces with totals, and
+ * the tracing state that the interposer consults on every call. */
+#ifndef HS_TRACE_H
+#define HS_TRACE_H
+
+#include <stdint.h>
+
+#include "../common/internal.h"
+
+/* Tracing state: a generation counter shifted left once, with bit 0 set
+ * while tracing. Every start, stop and clear makes a new value, so a hook
+ * that read the state before such a change sees a mismatch under the table
+ * lock and drops what it was recording instead of writing into a table that
+ * was emptied under it. */
+extern atomic_uint hs__state;
+static inline unsigned hs__state_now(void) {
+  return atomic_load_explicit(&hs__state, memory_order_acquire);
+}
+static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
+
+/* ---- interned stacks (stacks.c) ---- */
+/* Stack ids fit in 24 bits: 6 bits of shard, 18 of index within it. */
+#define HS_STACK_SHARD_BITS 6
+#define HS_STACK_SHARDS (1u << HS_STACK_SHARD_BITS)
+#define HS_STACK_INDEX_BITS 18
+#define HS_STACK_ID_BITS (HS_STACK_SHARD_BITS + HS_STACK_INDEX_BITS)
+
+/* Finds or adds the stack frames[0..n). 0, HS_ENOMEM (no memory or no id
+ * left) or HS_ENOTTRACING (the state changed from s). hot path. */
+HS_HIDDEN int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
+                               uint32_t *id);
+/* Copies up to max frames of stack id; returns its depth, or -1 if the id
+ * is not (or no longer) known. */
+HS_HIDDEN int hs__stack_get(uint32_t id, uintptr_t *out, int max);
+HS_HIDDEN uint64_t hs__stack_count(void);
+/* With every stack lock held: drop every stack. */
+HS_HIDDEN void hs__stacks_lock_all(void);
+HS_HIDDEN void hs__stacks_unlock_all(void);
+HS_HIDDEN void hs__stacks_reset_locks(void);
+HS_HIDDEN void hs__stacks_clear_locked(void);
+
+/* ---- live traces and totals (traces.c) ---- */
+/* Adds or replaces the trace of (domain, ptr). 0, HS_ENOMEM or
+ * HS_ENOTTRACING (state changed from s). hot path. */
+HS_HIDDEN int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
+                                uint32_t stack, unsigned s);
+/* Removes the trace of (domain, ptr); 1 when there was one (its size and
+ * stack in *size and *stack when not NULL), else 0. hot path. */
+HS_HIDDEN int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
+                                uint32_t *stack);
+/* Looks the trace up without removing it: 1 found, 0 not. */
+HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
+                                uint32_t *stack);
+HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
+HS_HIDDEN void hs__traces_reset_peak(void);
+HS_HIDDEN uint64_t hs__traces_count(void);
+HS_HIDDEN void hs__traces_lock_all(void);
+HS_HIDDEN void hs__traces_unlock_all(void);
+HS_HIDDEN void hs__traces_reset_locks(void);
+HS_HIDDEN void hs__traces_clear_locked(void);
+
+/* One live trace, as the snapshot layer sees it. */
+typedef struct hs_trace_rec {
+  uintptr_t ptr;
+  uint64_t size;
+  uint32_t stack;
+  uint32_t domain;
+} hs_trace_rec_t;
+/* Calls fn for every live trace, one table shard at a time under that
+ * shard's lock: other threads keep allocating meanwhile. fn must not
+ * allocate through the interposer's traced path (the guard is held). */
+HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
+                                  void *arg);
+
+/* ---- recording (control.c) ---- */
+/* Called by the interposer, with the guard held and tracing seen on. */
+HS_HIDDEN void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret);
+HS_HIDDEN void hs__record_free(void *ptr);
+HS_HIDDEN void hs__count_drop(size_t size);
+/* fork(): hold every table lock across it, then release or reset. */
+HS_HIDDEN void hs__fork_prepare(void);
+HS_HIDDEN void hs__fork_parent(void);
+HS_HIDDEN void hs__fork_child(void);
+
+#endif

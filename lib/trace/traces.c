@@ -1,0 +1,402 @@
+/* traces.c - the live-trace tables and the traced totals.
+ *
+ * Heap blocks (domain 0) live in 64 shards of 16-byte slots: the pointer,
+ * and the requested size (40 bits) packed with the stack id (24 bits). That
+ * keeps the cost per live block under 48 bytes at the worst load (3/8 after
+ * a doubling). Traces that do not fit - other domains, a NULL pointer, a
+ * size of 1 TiB or more - go to one small "wide" table with its own lock;
+ * it is empty in most programs, and the hot path checks that with one load.
+ * Deletion shifts later entries back (linear probing), so there are no
+ * tombstones and lookups stay short. */
+#include <string.h>
+
+#include "trace.h"
+
+#define TRACE_SHARD_BITS 6
+#define TRACE_SHARDS (1u << TRACE_SHARD_BITS)
+#define SIZE_BITS (64 - HS_STACK_ID_BITS)
+#define STACK_MASK ((1u << HS_STACK_ID_BITS) - 1)
+
+typedef struct slot {
+  uintptr_t ptr;  /* 0 = empty */
+  uint64_t meta;  /* size << HS_STACK_ID_BITS | stack id */
+} slot_t;
+_Static_assert(sizeof(slot_t) == 16, "a heap trace is 16 bytes");
+
+typedef struct trace_shard {
+  hs_lock_t lock;
+  uint32_t mask;  /* protected by lock */
+  uint32_t count; /* protected by lock */
+  slot_t *slots;  /* protected by lock */
+} __attribute__((aligned(HS_CACHELINE))) trace_shard_t;
+
+typedef struct wide {
+  uintptr_t ptr;
+  uint64_t size;
+  uint32_t domain;
+  uint32_t stack;
+  uint32_t used;
+} wide_t;
+
+static trace_shard_t shards[TRACE_SHARDS];
+static struct {
+  hs_lock_t lock;
+  uint32_t mask;      /* protected by lock */
+  atomic_uint count;  /* written under lock, read without it */
+  wide_t *e;          /* protected by lock */
+} wide;
+
+static atomic_size_t current, peak;
+
+static inline uint64_t mix(uintptr_t p, unsigned domain) {
+  uint64_t x = (uint64_t)p ^ ((uint64_t)domain << 47);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 29;
+  return x;
+}
+
+static inline void add_current(size_t size) {
+  size_t now =
+      atomic_fetch_add_explicit(&current, size, memory_order_relaxed) + size;
+  size_t pk = atomic_load_explicit(&peak, memory_order_relaxed);
+  while (now > pk && !atomic_compare_exchange_weak_explicit(
+                         &peak, &pk, now, memory_order_relaxed,
+                         memory_order_relaxed))
+    ;
+}
+
+static inline void sub_current(size_t size) {
+  atomic_fetch_sub_explicit(&current, size, memory_order_relaxed);
+}
+
+/* ---- the heap shards ---- */
+
+static int shard_grow(trace_shard_t *sh) {
+  uint32_t ncap = sh->slots ? (sh->mask + 1) * 2 : 256;
+  slot_t *ns = hs__mem_calloc(HS_MEM_TRACES, ncap, sizeof *ns);
+  if (!ns)
+    return HS_ENOMEM;
+  for (uint32_t i = 0; sh->slots && i <= sh->mask; i++) {
+    if (!sh->slots[i].ptr)
+      continue;
+    uint32_t j = (uint32_t)mix(sh->slots[i].ptr, 0) & (ncap - 1);
+    while (ns[j].ptr)
+      j = (j + 1) & (ncap - 1);
+    ns[j] = sh->slots[i];
+  }
+  if (sh->slots)
+    hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
+  sh->slots = ns;
+  sh->mask = ncap - 1;
+  return 0;
+}
+
+static inline trace_shard_t *shard_of(uint64_t h) {
+  return &shards[h >> (64 - TRACE_SHARD_BITS)];
+}
+
+/* Index of ptr's slot, or -1; lock held. */
+static int64_t shard_find(const trace_shard_t *sh, uintptr_t ptr, uint64_t h) {
+  if (!sh->slots)
+    return -1;
+  for (uint32_t j = (uint32_t)h & sh->mask;; j = (j + 1) & sh->mask) {
+    if (sh->slots[j].ptr == ptr)
+      return j;
+    if (!sh->slots[j].ptr)
+      return -1;
+  }
+}
+
+static void shard_delete(trace_shard_t *sh, uint32_t j) {
+  uint32_t mask = sh->mask;
+  for (uint32_t k = (j + 1) & mask; sh->slots[k].ptr; k = (k + 1) & mask) {
+    uint32_t home = (uint32_t)mix(sh->slots[k].ptr, 0) & mask;
+    /* Move k back into the hole j unless its home lies in (j, k]. */
+    if (((k - home) & mask) >= ((k - j) & mask)) {
+      sh->slots[j] = sh->slots[k];
+      j = k;
+    }
+  }
+  sh->slots[j].ptr = 0;
+  __atomic_store_n(&sh->count, sh->count - 1, __ATOMIC_RELAXED);
+}
+
+static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
+                       unsigned s) {
+  uint64_t h = mix(ptr, 0);
+  trace_shard_t *sh = shard_of(h);
+  int rc = 0;
+  hs__lock(&sh->lock);
+  if (hs__state_now() != s) {
+    rc = HS_ENOTTRACING;
+    goto out;
+  }
+  int64_t j = shard_find(sh, ptr, h);
+  uint64_t meta = ((uint64_t)size << HS_STACK_ID_BITS) | stack;
+  if (j >= 0) {
+    sub_current(sh->slots[j].meta >> HS_STACK_ID_BITS);
+    sh->slots[j].meta = meta;
+    add_current(size);
+    goto out;
+  }
+  if (!sh->slots || (sh->count + 1) * 4 > (sh->mask + 1) * 3) {
+    /* Past 3/4 a failed growth still leaves room to probe into. */
+    if (shard_grow(sh) != 0 && (!sh->slots || sh->count + 2 > sh->mask + 1)) {
+      rc = HS_ENOMEM;
+      goto out;
+    }
+  }
+  uint32_t k = (uint32_t)h & sh->mask;
+  while (sh->slots[k].ptr)
+    k = (k + 1) & sh->mask;
+  sh->slots[k].ptr = ptr;
+  sh->slots[k].meta = meta;
+  /* Readers outside the lock (hs_get_stats) load count atomically. */
+  __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
+  add_current(size);
+out:
+  hs__unlock(&sh->lock);
+  return rc;
+}
+
+static int heap_take(uintptr_t ptr, int remove, size_t *size,
+                     uint32_t *stack) {
+  uint64_t h = mix(ptr, 0);
+  trace_shard_t *sh = shard_of(h);
+  hs__lock(&sh->lock);
+  int64_t j = shard_find(sh, ptr, h);
+  if (j >= 0) {
+    uint64_t meta = sh->slots[j].meta;
+    if (size)
+      *size = (size_t)(meta >> HS_STACK_ID_BITS);
+    if (stack)
+      *stack = (uint32_t)(meta & STACK_MASK);
+    if (remove) {
+      shard_delete(sh, (uint32_t)j);
+      sub_current((size_t)(meta >> HS_STACK_ID_BITS));
+    }
+  }
+  hs__unlock(&sh->lock);
+  return j >= 0;
+}
+
+/* ---- the wide table ---- */
+
+static int64_t wide_find(uintptr_t ptr, unsigned domain, uint64_t h) {
+  if (!wide.e)
+    return -1;
+  for (uint32_t j = (uint32_t)h & wide.mask;; j = (j + 1) & wide.mask) {
+    if (!wide.e[j].used)
+      return -1;
+    if (wide.e[j].ptr == ptr && wide.e[j].domain == domain)
+      return j;
+  }
+}
+
+static int wide_grow(void) {
+  uint32_t ncap = wide.e ? (wide.mask + 1) * 2 : 64;
+  wide_t *ne = hs__mem_calloc(HS_MEM_TRACES, ncap, sizeof *ne);
+  if (!ne)
+    return HS_ENOMEM;
+  for (uint32_t i = 0; wide.e && i <= wide.mask; i++) {
+    if (!wide.e[i].used)
+      continue;
+    uint32_t j =
+        (uint32_t)mix(wide.e[i].ptr, wide.e[i].domain) & (ncap - 1);
+    while (ne[j].used)
+      j = (j + 1) & (ncap - 1);
+    ne[j] = wide.e[i];
+  }
+  if (wide.e)
+    hs__mem_free(HS_MEM_TRACES, wide.e, (wide.mask + 1) * sizeof *ne);
+  wide.e = ne;
+  wide.mask = ncap - 1;
+  return 0;
+}
+
+static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
+                       uint32_t stack, unsigned s) {
+  uint64_t h = mix(ptr, domain);
+  int rc = 0;
+  hs__lock(&wide.lock);
+  if (hs__state_now() != s) {
+    rc = HS_ENOTTRACING;
+    goto out;
+  }
+  int64_t j = wide_find(ptr, domain, h);
+  if (j < 0) {
+    unsigned n = atomic_load_explicit(&wide.count, memory_order_relaxed);
+    if (!wide.e || (n + 1) * 4 > (wide.mask + 1) * 3) {
+      if (wide_grow() != 0 && (!wide.e || n + 2 > wide.mask + 1)) {
+        rc = HS_ENOMEM;
+        goto out;
+      }
+    }
+    j = (uint32_t)h & wide.mask;
+    while (wide.e[j].used)
+      j = (j + 1) & wide.mask;
+    wide.e[j].used = 1;
+    wide.e[j].ptr = ptr;
+    wide.e[j].domain = domain;
+    atomic_store_explicit(&wide.count, n + 1, memory_order_relaxed);
+  } else {
+    sub_current(wide.e[j].size);
+  }
+  wide.e[j].size = size;
+  wide.e[j].stack = stack;
+  add_current(size);
+out:
+  hs__unlock(&wide.lock);
+  return rc;
+}
+
+static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
+                     uint32_t *stack) {
+  uint64_t h = mix(ptr, domain);
+  hs__lock(&wide.lock);
+  int64_t j = wide_find(ptr, domain, h);
+  if (j >= 0) {
+    if (size)
+      *size = wide.e[j].size;
+    if (stack)
+      *stack = wide.e[j].stack;
+    if (remove) {
+      sub_current(wide.e[j].size);
+      uint32_t mask = wide.mask, hole = (uint32_t)j;
+      for (uint32_t k = (hole + 1) & mask; wide.e[k].used; k = (k + 1) & mask) {
+        uint32_t home = (uint32_t)mix(wide.e[k].ptr, wide.e[k].domain) & mask;
+        if (((k - home) & mask) >= ((k - hole) & mask)) {
+          wide.e[hole] = wide.e[k];
+          hole = k;
+        }
+      }
+      wide.e[hole].used = 0;
+      atomic_fetch_sub_explicit(&wide.count, 1, memory_order_relaxed);
+    }
+  }
+  hs__unlock(&wide.lock);
+  return j >= 0;
+}
+
+/* ---- the layer's interface ---- */
+
+static inline int fits_heap(unsigned domain, uintptr_t ptr, size_t size) {
+  return domain == 0 && ptr != 0 && (uint64_t)size < (1ull << SIZE_BITS);
+}
+
+static inline int wide_empty(void) {
+  return atomic_load_explicit(&wide.count, memory_order_relaxed) == 0;
+}
+
+int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
+                      uint32_t stack, unsigned s) {
+  if (fits_heap(domain, ptr, size)) {
+    /* A domain-0 trace may only be in the wide table after hs_track()
+     * gave the same pointer a huge size; keep one trace per pointer. */
+    if (HS_UNLIKELY(!wide_empty()))
+      wide_take(0, ptr, 1, NULL, NULL);
+    return heap_insert(ptr, size, stack, s);
+  }
+  if (domain == 0 && ptr != 0)
+    heap_take(ptr, 1, NULL, NULL);
+  return wide_insert(domain, ptr, size, stack, s);
+}
+
+int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
+                      uint32_t *stack) {
+  if (domain == 0 && ptr != 0 && heap_take(ptr, 1, size, stack))
+    return 1;
+  return !wide_empty() && wide_take(domain, ptr, 1, size, stack);
+}
+
+int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
+                      uint32_t *stack) {
+  if (domain == 0 && ptr != 0 && heap_take(ptr, 0, size, stack))
+    return 1;
+  return !wide_empty() && wide_take(domain, ptr, 0, size, stack);
+}
+
+void hs__traces_totals(size_t *cur, size_t *pk) {
+  if (cur)
+    *cur = atomic_load_explicit(&current, memory_order_relaxed);
+  if (pk)
+    *pk = atomic_load_explicit(&peak, memory_order_relaxed);
+}
+
+void hs__traces_reset_peak(void) {
+  atomic_store_explicit(&peak, atomic_load(&current), memory_order_relaxed);
+}
+
+uint64_t hs__traces_count(void) {
+  uint64_t n = atomic_load_explicit(&wide.count, memory_order_relaxed);
+  for (unsigned i = 0; i < TRACE_SHARDS; i++)
+    n += __atomic_load_n(&shards[i].count, __ATOMIC_RELAXED);
+  return n;
+}
+
+void hs__traces_lock_all(void) {
+  for (unsigned i = 0; i < TRACE_SHARDS; i++)
+    hs__lock(&shards[i].lock);
+  hs__lock(&wide.lock);
+}
+
+void hs__traces_unlock_all(void) {
+  hs__unlock(&wide.lock);
+  for (unsigned i = TRACE_SHARDS; i-- > 0;)
+    hs__unlock(&shards[i].lock);
+}
+
+void hs__traces_reset_locks(void) {
+  hs__lock_reset(&wide.lock);
+  for (unsigned i = 0; i < TRACE_SHARDS; i++)
+    hs__lock_reset(&shards[i].lock);
+}
+
+void hs__traces_clear_locked(void) {
+  for (unsigned i = 0; i < TRACE_SHARDS; i++) {
+    trace_shard_t *sh = &shards[i];
+    if (sh->slots)
+      hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof(slot_t));
+    sh->slots = NULL;
+    sh->mask = 0;
+    __atomic_store_n(&sh->count, 0, __ATOMIC_RELAXED);
+  }
+  if (wide.e)
+    hs__mem_free(HS_MEM_TRACES, wide.e, (wide.mask + 1) * sizeof(wide_t));
+  wide.e = NULL;
+  wide.mask = 0;
+  atomic_store(&wide.count, 0);
+  atomic_store(&current, 0);
+  atomic_store(&peak, 0);
+}
+
+void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
+                        void *arg) {
+  hs_trace_rec_t rec;
+  for (unsigned i = 0; i < TRACE_SHARDS; i++) {
+    trace_shard_t *sh = &shards[i];
+    hs__lock(&sh->lock);
+    for (uint32_t j = 0; sh->slots && j <= sh->mask; j++) {
+      if (!sh->slots[j].ptr)
+        continue;
+      rec.ptr = sh->slots[j].ptr;
+      rec.size = sh->slots[j].meta >> HS_STACK_ID_BITS;
+      rec.stack = (uint32_t)(sh->slots[j].meta & STACK_MASK);
+      rec.domain = 0;
+      fn(&rec, arg);
+    }
+    hs__unlock(&sh->lock);
+  }
+  hs__lock(&wide.lock);
+  for (uint32_t j = 0; wide.e && j <= wide.mask; j++) {
+    if (!wide.e[j].used)
+      continue;
+    rec.ptr = wide.e[j].ptr;
+    rec.size = wide.e[j].size;
+    rec.stack = wide.e[j].stack;
+    rec.domain = wide.e[j].domain;
+    fn(&rec, arg);
+  }
+  hs__unlock(&wide.lock);
+}

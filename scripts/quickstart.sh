@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# quickstart.sh - the README's two commands: install what is missing (Debian),
+# configure and build, then run the main demo ("demo") or every test ("test").
+set -euo pipefail
+mode=${1:-demo}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# Build tools and libraries, plus what the integration tests run.
+packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev)
+if [ "$mode" = test ]; then
+  packages+=(python3)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "quickstart: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+build=${HEAPSNAP_BUILD_DIR:-$root/build/release}
+
+configure_and_build() { # dir, extra cmake args...
+  local dir=$1
+  shift
+  cmake -S "$root" -B "$dir" -DHEAPSNAP_WERROR=$werror "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" >/dev/null
+}
+
+sanitized_run() { # preset, ctest label
+  local dir=$root/build/$1 log
+  configure_and_build "$dir" --preset "$1"
+  log=$dir/ctest.log
+  if (cd "$dir" && ctest -L "$2" -j"$jobs" --output-on-failure >"$log" 2>&1); then
+    tail -n 4 "$log"
+  else
+    cat "$log"
+    echo "quickstart: the $1 tests failed" >&2
+    exit 1
+  fi
+}
+
+case $mode in
+demo)
+  configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  "$build/examples/trace_demo"
+  ;;
+test)
+  # Sanitizer flavours first (unit suites only: their runtimes own malloc),
+  # then the full suite, whose ctest summary closes the output.
+  echo "== asan+ubsan: unit suites"
+  sanitized_run asan-ubsan unit
+  echo "== tsan: concurrency suites"
+  sanitized_run tsan tsan
+  echo "== release: every test"
+  configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cd "$build" && ctest -j"$jobs" --output-on-failure
+  ;;
+*)
+  echo "usage: $0 demo|test" >&2
+  exit 2
+  ;;
+esac
