@@ -120,6 +120,182 @@ HS_API int hs_track(unsigned int domain, uintptr_t ptr, size_t size);
  * traced) or HS_ENOTTRACING. */
 HS_API int hs_untrack(unsigned int domain, uintptr_t ptr);
 
+/* ---- Snapshots (tracemalloc.Snapshot) ------------------------------------ */
+
+typedef struct hs_snapshot hs_snapshot_t;
+
+/* Copies the live traces, the totals, the traceback limit, the time and the
+ * loaded modules (path, build-id, load address) while other threads keep
+ * allocating. Symbolization happens later, once, at the first statistics,
+ * filter or dump call. Returns 0, HS_ENOTTRACING or HS_ENOMEM.
+ * Caller frees *out with hs_snapshot_free(). */
+HS_API int hs_take_snapshot(hs_snapshot_t **out);
+
+/* Frees a snapshot (NULL is fine). Statistics taken from it must be freed
+ * first: their strings point into it. */
+HS_API void hs_snapshot_free(hs_snapshot_t *snap);
+
+/* Writes the snapshot to path as a .hsnap file (docs/format.md), after
+ * symbolizing it. The file is written under a temporary name in the same
+ * directory and renamed, so path never holds a partial file. Returns 0,
+ * HS_ENOMEM, or HS_EIO with errno telling why. */
+HS_API int hs_snapshot_dump(hs_snapshot_t *snap, const char *path);
+
+/* Loads a .hsnap file. Returns 0 or HS_EIO, HS_EFORMAT, HS_EVERSION,
+ * HS_ETRUNC, HS_ECORRUPT, HS_ENOMEM; then err (if not NULL) holds one line
+ * "PATH: what is wrong". Every field is validated: hostile files are safe.
+ * Caller frees *out with hs_snapshot_free(). */
+HS_API int hs_snapshot_load(const char *path, hs_snapshot_t **out, char *err,
+                            size_t errlen);
+
+/* What a snapshot says about itself. Strings live as long as the snapshot. */
+typedef struct hs_snapshot_info {
+  uint64_t pid;
+  uint64_t time_ns;        /* CLOCK_REALTIME when taken */
+  int traceback_limit;     /* nframe in force when taken */
+  uint64_t traced_current; /* hs_get_traced_memory() when taken */
+  uint64_t traced_peak;
+  uint64_t dropped_traces; /* traces lost (heapsnap out of memory) before it */
+  uint64_t dropped_bytes;
+  uint64_t tracer_memory;
+  uint64_t size;           /* sum of the sizes of the traces it holds */
+  uint64_t count;          /* number of traces it holds */
+  uint64_t stacks;         /* distinct stacks */
+  uint32_t modules;        /* modules recorded */
+  const char *program;     /* path of the program, "" if unknown */
+} hs_snapshot_info_t;
+HS_API void hs_snapshot_get_info(const hs_snapshot_t *snap,
+                                 hs_snapshot_info_t *out);
+
+/* Statistics keys. The "site" of an allocation is the innermost frame that
+ * has source-line information and is not an allocation wrapper (see
+ * hs_snapshot_add_wrapper); in raw mode it is frame 0, as tracemalloc does.
+ *   HS_KEY_FILENAME  the site's file
+ *   HS_KEY_LINENO    the site's file and line
+ *   HS_KEY_FUNCTION  the site's function
+ *   HS_KEY_TRACEBACK the whole stack (most recent frame first)
+ * cumulative: every frame of the stack counts (a recursive frame counts
+ * twice), as tracemalloc's cumulative=True; not with HS_KEY_TRACEBACK. */
+typedef enum hs_key {
+  HS_KEY_FILENAME = 0,
+  HS_KEY_LINENO = 1,
+  HS_KEY_FUNCTION = 2,
+  HS_KEY_TRACEBACK = 3
+} hs_key_t;
+
+/* One frame of a key. Strings are NULL when unknown; they live as long as
+ * the snapshot the statistics came from. */
+typedef struct hs_frame {
+  const char *filename;
+  unsigned lineno;
+  const char *function;
+  const char *module;  /* path of the module, NULL when outside every one */
+  uint64_t offset;     /* address minus the module's load address */
+} hs_frame_t;
+
+typedef struct hs_statistic {
+  const hs_frame_t *frames; /* the key: 1 frame, or the stack for TRACEBACK */
+  size_t nframe;
+  size_t site;              /* index in frames of the allocation site */
+  uint64_t size;
+  uint64_t count;
+} hs_statistic_t;
+
+typedef struct hs_statistic_diff {
+  const hs_frame_t *frames;
+  size_t nframe;
+  size_t site;
+  uint64_t size;
+  int64_t size_diff;
+  uint64_t count;
+  int64_t count_diff;
+} hs_statistic_diff_t;
+
+typedef struct hs_statistics {
+  hs_key_t key;
+  size_t count;                /* entries in stats / diffs */
+  hs_statistic_t *stats;       /* hs_snapshot_statistics(), sorted */
+  hs_statistic_diff_t *diffs;  /* hs_snapshot_compare(), sorted */
+  uint64_t total_size;         /* over all traces of the (new) snapshot */
+  uint64_t total_count;
+  int64_t total_size_diff;     /* compare only */
+  int64_t total_count_diff;
+  void *priv_;                 /* storage for the frames */
+} hs_statistics_t;
+
+/* Statistics of a snapshot grouped by key, sorted as tracemalloc sorts:
+ * size, count, then key, all descending. Returns 0, HS_EINVAL (cumulative
+ * with HS_KEY_TRACEBACK, or a bad key) or HS_ENOMEM.
+ * Caller frees *out with hs_statistics_free(). */
+HS_API int hs_snapshot_statistics(hs_snapshot_t *snap, hs_key_t key,
+                                  int cumulative, hs_statistics_t **out);
+
+/* Differences from old to snap (tracemalloc's snap.compare_to(old)): every
+ * key of either snapshot, the other side counted as zero, sorted by
+ * |size_diff|, size, |count_diff|, count, key, all descending. Keys compare
+ * by (file, line, function), never by address. Same returns as
+ * hs_snapshot_statistics(). Caller frees with hs_statistics_free(). */
+HS_API int hs_snapshot_compare(hs_snapshot_t *snap, hs_snapshot_t *old,
+                               hs_key_t key, int cumulative,
+                               hs_statistics_t **out);
+
+HS_API void hs_statistics_free(hs_statistics_t *st);
+
+/* Filters, as tracemalloc's Filter and DomainFilter. A trace is kept if
+ * there is no inclusive filter or one matches, and no exclusive filter
+ * rejects it. */
+typedef struct hs_filter {
+  int inclusive;                /* 1: keep what matches; 0: drop it */
+  const char *filename_pattern; /* fnmatch pattern; NULL: a domain filter */
+  unsigned lineno;              /* 0: any line */
+  int all_frames;               /* 0: match the site only; 1: any frame */
+  int domain;                   /* -1: any domain */
+} hs_filter_t;
+
+/* A new snapshot with the traces that pass the filters (all of them when
+ * nfilter is 0). Returns 0, HS_EINVAL or HS_ENOMEM. */
+HS_API int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
+                              size_t nfilter, hs_snapshot_t **out);
+
+/* Allocation wrappers: frames skipped when looking for the site. The
+ * defaults cover the malloc family and string duplicators, operator new,
+ * std::allocator and the standard library headers, reclayout's allocating
+ * functions, and the modules libc, libstdc++ and heapsnap. */
+enum { HS_WRAP_FUNCTION = 1, HS_WRAP_FILE = 2, HS_WRAP_MODULE = 3 };
+HS_API int hs_snapshot_add_wrapper(hs_snapshot_t *snap, int kind,
+                                   const char *pattern);
+/* Wrappers every snapshot taken or loaded afterwards starts with (the
+ * launcher's --wrapper and HEAPSNAP_WRAPPERS use this). */
+HS_API int hs_add_wrapper(int kind, const char *pattern);
+/* raw != 0: the site is frame 0, exactly as tracemalloc does. */
+HS_API void hs_snapshot_set_raw(hs_snapshot_t *snap, int raw);
+
+/* ---- Text, as tracemalloc prints it -------------------------------------- */
+
+/* tracemalloc's _format_size: "10239 B", "10.0 KiB", "-19.5 KiB" (sign: a
+ * '+' for positives and zero). Returns buf. */
+HS_API char *hs_format_size(double size, int sign, char *buf, size_t len);
+/* "file:line" for a frame with source, else "[module] function" or
+ * "[module] +0xoffset". Returns the length snprintf would. */
+HS_API int hs_frame_format(const hs_frame_t *f, hs_key_t key, char *buf,
+                           size_t len);
+/* str(Statistic): "f.c:42: size=1953 KiB, count=100000, average=20 B".
+ * A traceback key prints its site frame (tracemalloc prints the oldest
+ * frame, which in C is _start). */
+HS_API int hs_statistic_format(const hs_statistic_t *st, hs_key_t key,
+                               char *buf, size_t len);
+/* str(StatisticDiff): "f.c:9: size=0 B (-4096 B), count=0 (-3)". */
+HS_API int hs_statistic_diff_format(const hs_statistic_diff_t *d,
+                                    hs_key_t key, char *buf, size_t len);
+/* Traceback.format(): lines '  File "f.c", line 42' each followed by the
+ * source line (indented) when the file can be read. limit > 0 keeps the
+ * limit most recent frames, < 0 the oldest, 0 all; most_recent_first as
+ * tracemalloc's. Frames come most recent first, as in hs_statistic_t.
+ * Returns the length snprintf would. */
+HS_API int hs_traceback_format(const hs_frame_t *frames, size_t nframe,
+                               int limit, int most_recent_first, char *buf,
+                               size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,7 @@ mode=${1:-demo}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 # Build tools and libraries, plus what the integration tests run.
-packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev)
+packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev zlib1g-dev)
 if [ "$mode" = test ]; then
   packages+=(python3)
 fi

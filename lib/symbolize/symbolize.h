@@ -1,5 +1,5 @@
-/* symbolize.h - the module map recorded at snapshot time and the symbolizer
- * that turns raw return addresses into function, file, line and inline frames. */
+/* symbolize.h - the module map recorded at snapshot time, and the symbolizer
+ * that turns raw return addresses into function, file, line, inline frames. */
 #ifndef HS_SYMBOLIZE_H
 #define HS_SYMBOLIZE_H
 
@@ -35,7 +35,8 @@ HS_HIDDEN int hs__modules_capture(hs_module_list_t *out);
 HS_HIDDEN void hs__modules_free(hs_module_list_t *l);
 /* Deep copy of src into out (same order). 0 or HS_ENOMEM.
  * Caller frees with hs__modules_free(). */
-HS_HIDDEN int hs__modules_copy(hs_module_list_t *out, const hs_module_list_t *src);
+HS_HIDDEN int hs__modules_copy(hs_module_list_t *out,
+                               const hs_module_list_t *src);
 /* Index of the module containing addr, or -1. l must be sorted by start. */
 HS_HIDDEN int hs__modules_find(const hs_module_list_t *l, uintptr_t addr);
 

@@ -1,0 +1,579 @@
+/* snapshot.c - taking a snapshot of the live traces, symbolizing it once,
+ * and the snapshot's life cycle (info, wrappers, copy, free). */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../trace/trace.h"
+#include "snapshot.h"
+
+/* ---- small open-addressing maps used while building snapshots ---- */
+
+typedef struct u64map {
+  uint64_t *keys; /* key + 1; 0 = empty */
+  uint32_t *vals;
+  uint64_t mask;
+  uint64_t count;
+} u64map_t;
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+static int u64map_grow(u64map_t *m) {
+  uint64_t ncap = m->keys ? (m->mask + 1) * 2 : 1024;
+  uint64_t *nk = calloc(ncap, sizeof *nk);
+  uint32_t *nv = malloc(ncap * sizeof *nv);
+  if (!nk || !nv) {
+    free(nk);
+    free(nv);
+    return HS_ENOMEM;
+  }
+  for (uint64_t i = 0; m->keys && i <= m->mask; i++) {
+    if (!m->keys[i])
+      continue;
+    uint64_t j = mix64(m->keys[i] - 1) & (ncap - 1);
+    while (nk[j])
+      j = (j + 1) & (ncap - 1);
+    nk[j] = m->keys[i];
+    nv[j] = m->vals[i];
+  }
+  free(m->keys);
+  free(m->vals);
+  m->keys = nk;
+  m->vals = nv;
+  m->mask = ncap - 1;
+  return 0;
+}
+
+/* The value slot of key, inserted (value 0) when absent; *found says
+ * which. NULL when out of memory. */
+static uint32_t *u64map_slot(u64map_t *m, uint64_t key, int *found) {
+  if (!m->keys || (m->count + 1) * 2 > m->mask + 1)
+    if (u64map_grow(m) != 0)
+      return NULL;
+  for (uint64_t j = mix64(key) & m->mask;; j = (j + 1) & m->mask) {
+    if (!m->keys[j]) {
+      m->keys[j] = key + 1;
+      m->vals[j] = 0;
+      m->count++;
+      *found = 0;
+      return &m->vals[j];
+    }
+    if (m->keys[j] == key + 1) {
+      *found = 1;
+      return &m->vals[j];
+    }
+  }
+}
+
+static void u64map_free(u64map_t *m) {
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof *m);
+}
+
+/* Grows *arr (of elem bytes each) to hold at least need elements. */
+static int reserve(void *arr, uint64_t *cap, uint64_t need, size_t elem) {
+  if (need <= *cap)
+    return 0;
+  uint64_t ncap = *cap ? *cap * 2 : 256;
+  while (ncap < need)
+    ncap *= 2;
+  void *p = realloc(*(void **)arr, ncap * elem);
+  if (!p)
+    return HS_ENOMEM;
+  *(void **)arr = p;
+  *cap = ncap;
+  return 0;
+}
+
+/* ---- strings ---- */
+
+uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str) {
+  size_t n = strlen(str) + 1;
+  if ((uint64_t)s->strtab_len + n >= UINT32_MAX)
+    return HS_NOSTR;
+  uint64_t cap = s->strtab_cap;
+  if (reserve(&s->strtab, &cap, (uint64_t)s->strtab_len + n, 1) != 0)
+    return HS_NOSTR;
+  s->strtab_cap = (uint32_t)(cap < UINT32_MAX ? cap : UINT32_MAX);
+  uint32_t off = s->strtab_len;
+  memcpy(s->strtab + off, str, n);
+  s->strtab_len += (uint32_t)n;
+  return off;
+}
+
+/* ---- default wrappers ---- */
+
+static const struct {
+  int kind;
+  const char *pattern;
+} default_wrappers[] = {
+    {HS_WRAP_FUNCTION, "malloc"},        {HS_WRAP_FUNCTION, "calloc"},
+    {HS_WRAP_FUNCTION, "realloc"},       {HS_WRAP_FUNCTION, "reallocarray"},
+    {HS_WRAP_FUNCTION, "posix_memalign"}, {HS_WRAP_FUNCTION, "aligned_alloc"},
+    {HS_WRAP_FUNCTION, "memalign"},      {HS_WRAP_FUNCTION, "valloc"},
+    {HS_WRAP_FUNCTION, "pvalloc"},       {HS_WRAP_FUNCTION, "*strdup"},
+    {HS_WRAP_FUNCTION, "*strndup"},      {HS_WRAP_FUNCTION, "wcsdup"},
+    {HS_WRAP_FUNCTION, "*asprintf"},     {HS_WRAP_FUNCTION, "getline"},
+    {HS_WRAP_FUNCTION, "getdelim"},      {HS_WRAP_FUNCTION, "operator new*"},
+    {HS_WRAP_FUNCTION, "std::allocator*"},
+    {HS_WRAP_FUNCTION, "std::__new_allocator*"},
+    {HS_WRAP_FUNCTION, "__gnu_cxx::new_allocator*"},
+    {HS_WRAP_FUNCTION, "std::allocator_traits*"},
+    {HS_WRAP_FUNCTION, "rl_*"},          {HS_WRAP_FUNCTION, "hs_*"},
+    {HS_WRAP_FILE, "/usr/include/c++/*"},
+    {HS_WRAP_MODULE, "libc.so*"},        {HS_WRAP_MODULE, "libstdc++.so*"},
+    {HS_WRAP_MODULE, "libheapsnap.so*"}, {HS_WRAP_MODULE, "ld-linux*"},
+};
+
+/* Process-wide extra wrappers (hs_add_wrapper), copied into each snapshot. */
+static pthread_mutex_t wrap_mu = PTHREAD_MUTEX_INITIALIZER;
+static hs_wrapper_t *global_wrappers; /* protected by wrap_mu */
+static uint32_t nglobal_wrappers;     /* protected by wrap_mu */
+
+static int push_wrapper(hs_wrapper_t **arr, uint32_t *n, int kind,
+                        const char *pattern) {
+  if (kind < HS_WRAP_FUNCTION || kind > HS_WRAP_MODULE || !pattern)
+    return HS_EINVAL;
+  hs_wrapper_t *na = realloc(*arr, (*n + 1) * sizeof *na);
+  if (!na)
+    return HS_ENOMEM;
+  *arr = na;
+  char *copy = strdup(pattern);
+  if (!copy)
+    return HS_ENOMEM;
+  na[*n].kind = kind;
+  na[*n].pattern = copy;
+  ++*n;
+  return 0;
+}
+
+int hs_add_wrapper(int kind, const char *pattern) {
+  hs__guard++;
+  pthread_mutex_lock(&wrap_mu);
+  int rc = push_wrapper(&global_wrappers, &nglobal_wrappers, kind, pattern);
+  pthread_mutex_unlock(&wrap_mu);
+  hs__guard--;
+  return rc;
+}
+
+int hs__snapshot_init_wrappers(struct hs_snapshot *s) {
+  int rc = 0;
+  size_t nd = sizeof default_wrappers / sizeof default_wrappers[0];
+  for (size_t i = 0; i < nd && rc == 0; i++)
+    rc = push_wrapper(&s->wrappers, &s->nwrappers, default_wrappers[i].kind,
+                      default_wrappers[i].pattern);
+  pthread_mutex_lock(&wrap_mu);
+  for (uint32_t i = 0; i < nglobal_wrappers && rc == 0; i++)
+    rc = push_wrapper(&s->wrappers, &s->nwrappers, global_wrappers[i].kind,
+                      global_wrappers[i].pattern);
+  pthread_mutex_unlock(&wrap_mu);
+  return rc;
+}
+
+struct hs_snapshot *hs__snapshot_new(void) {
+  struct hs_snapshot *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  s->program = HS_NOSTR;
+  if (hs__snapshot_init_wrappers(s) != 0) {
+    hs_snapshot_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+int hs_snapshot_add_wrapper(hs_snapshot_t *snap, int kind,
+                            const char *pattern) {
+  if (!snap)
+    return HS_EINVAL;
+  hs__guard++;
+  int rc = push_wrapper(&snap->wrappers, &snap->nwrappers, kind, pattern);
+  hs__guard--;
+  return rc;
+}
+
+void hs_snapshot_set_raw(hs_snapshot_t *snap, int raw) {
+  if (snap)
+    snap->raw_mode = raw != 0;
+}
+
+void hs_snapshot_free(hs_snapshot_t *s) {
+  if (!s)
+    return;
+  hs__guard++;
+  hs__modules_free(&s->modules);
+  free(s->raw);
+  free(s->raw_first);
+  free(s->raw_n);
+  free(s->strtab);
+  free(s->locs);
+  free(s->stack_locs);
+  free(s->stacks);
+  free(s->groups);
+  for (uint32_t i = 0; i < s->nwrappers; i++)
+    free(s->wrappers[i].pattern);
+  free(s->wrappers);
+  free(s);
+  hs__guard--;
+}
+
+/* ---- taking a snapshot ---- */
+
+typedef struct collect {
+  u64map_t groups_by_key; /* (domain, stack id, size) hash -> group index */
+  u64map_t stack_ids;     /* stack id -> snapshot stack index */
+  hs_group_t *groups;
+  uint64_t ngroups, groups_cap;
+  uint32_t *ids; /* snapshot stack index -> stack id */
+  uint64_t nids, ids_cap;
+  int err;
+} collect_t;
+
+/* Groups are keyed by a hash of (domain, stack, size) and checked exactly,
+ * so a hash collision only costs a second probe sequence. */
+static void collect_one(const hs_trace_rec_t *t, void *arg) {
+  collect_t *c = arg;
+  int found;
+  if (c->err)
+    return;
+  uint32_t *sidx = u64map_slot(&c->stack_ids, t->stack, &found);
+  if (!sidx)
+    goto oom;
+  if (!found) {
+    if (reserve(&c->ids, &c->ids_cap, c->nids + 1, sizeof *c->ids) != 0)
+      goto oom;
+    *sidx = (uint32_t)c->nids;
+    c->ids[c->nids++] = t->stack;
+  }
+  uint32_t stack = *sidx;
+  for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^ mix64(t->size));;
+       key++) {
+    uint32_t *gi = u64map_slot(&c->groups_by_key, key, &found);
+    if (!gi)
+      goto oom;
+    if (!found) {
+      if (reserve(&c->groups, &c->groups_cap, c->ngroups + 1,
+                  sizeof *c->groups) != 0)
+        goto oom;
+      *gi = (uint32_t)c->ngroups;
+      c->groups[c->ngroups++] = (hs_group_t){t->domain, stack, t->size, 1};
+      return;
+    }
+    hs_group_t *g = &c->groups[*gi];
+    if (g->domain == t->domain && g->stack == stack && g->size == t->size) {
+      g->count++;
+      return;
+    }
+  }
+oom:
+  c->err = HS_ENOMEM;
+}
+
+static int read_program(struct hs_snapshot *s) {
+  char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+  s->program = hs__strtab_add(s, path);
+  return s->program == HS_NOSTR ? HS_ENOMEM : 0;
+}
+
+int hs_take_snapshot(hs_snapshot_t **out) {
+  if (!out)
+    return HS_EINVAL;
+  *out = NULL;
+  if (!hs_is_tracing())
+    return HS_ENOTTRACING;
+  hs__guard++;
+  int rc = HS_ENOMEM;
+  collect_t c = {0};
+  struct hs_snapshot *s = hs__snapshot_new();
+  if (!s)
+    goto done;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  s->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  s->pid = (uint64_t)getpid();
+  hs_stats_t st;
+  hs_get_stats(&st);
+  s->nframe = (uint32_t)hs_get_traceback_limit();
+  s->traced_current = st.traced_current;
+  s->traced_peak = st.traced_peak;
+  s->dropped_traces = st.dropped_traces;
+  s->dropped_bytes = st.dropped_bytes;
+  s->tracer_memory = st.tracer_memory;
+  if ((rc = read_program(s)) != 0)
+    goto done;
+
+  hs__traces_foreach(collect_one, &c);
+  if ((rc = c.err) != 0)
+    goto done;
+
+  /* Fetch each distinct stack once. A stack cleared since its trace was
+   * copied (hs_clear_traces racing with us) drops that trace. */
+  rc = HS_ENOMEM;
+  s->raw_first = malloc((c.nids + 1) * sizeof *s->raw_first);
+  s->raw_n = malloc((c.nids + 1) * sizeof *s->raw_n);
+  uint64_t raw_cap = 0, nraw = 0;
+  if (!s->raw_first || !s->raw_n)
+    goto done;
+  uintptr_t frames[HS_MAX_FRAMES];
+  for (uint64_t i = 0; i < c.nids; i++) {
+    int n = hs__stack_get(c.ids[i], frames, HS_MAX_FRAMES);
+    if (n > HS_MAX_FRAMES)
+      n = HS_MAX_FRAMES;
+    if (reserve(&s->raw, &raw_cap, nraw + (uint64_t)(n > 0 ? n : 0),
+                sizeof *s->raw) != 0)
+      goto done;
+    s->raw_first[i] = (uint32_t)nraw;
+    s->raw_n[i] = n > 0 ? (uint32_t)n : UINT32_MAX;
+    if (n > 0) {
+      memcpy(s->raw + nraw, frames, (size_t)n * sizeof *frames);
+      nraw += (uint64_t)n;
+    }
+  }
+  s->nstacks = (uint32_t)c.nids;
+  uint64_t kept = 0;
+  for (uint64_t g = 0; g < c.ngroups; g++)
+    if (s->raw_n[c.groups[g].stack] != UINT32_MAX)
+      c.groups[kept++] = c.groups[g];
+  for (uint64_t i = 0; i < c.nids; i++)
+    if (s->raw_n[i] == UINT32_MAX)
+      s->raw_n[i] = 0;
+  s->groups = c.groups;
+  s->ngroups = kept;
+  c.groups = NULL;
+  rc = hs__modules_capture(&s->modules);
+done:
+  u64map_free(&c.groups_by_key);
+  u64map_free(&c.stack_ids);
+  free(c.groups);
+  free(c.ids);
+  if (rc != 0) {
+    hs_snapshot_free(s);
+    s = NULL;
+  }
+  *out = s;
+  hs__guard--;
+  return rc;
+}
+
+/* ---- symbolization ---- */
+
+/* libdw is not thread-safe: one symbolization at a time per process. */
+static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t loc_hash(const hs_loc_t *l) {
+  return mix64(((uint64_t)l->function << 32 | l->file) ^
+               mix64(((uint64_t)l->line << 32 | (uint32_t)l->module) ^
+                     mix64(l->offset)));
+}
+
+static int intern_symbolized(struct hs_snapshot *s, hs_symbolizer_t *sym) {
+  u64map_t strs = {0}, locmap = {0};
+  uint64_t locs_cap = 0, sl_cap = 0, nlocs = 0, nsl = 0;
+  int rc = HS_ENOMEM;
+  hs_symframe_t fr[64];
+  s->stacks = calloc(s->nstacks ? s->nstacks : 1, sizeof *s->stacks);
+  if (!s->stacks)
+    goto out;
+  for (uint32_t st = 0; st < s->nstacks; st++) {
+    s->stacks[st].first = (uint32_t)nsl;
+    for (uint32_t k = 0; k < s->raw_n[st]; k++) {
+      int n = hs__symbolize(sym, s->raw[s->raw_first[st] + k], fr, 64);
+      if (n < 0)
+        goto out;
+      for (int f = 0; f < n; f++) {
+        hs_loc_t l = {HS_NOSTR, HS_NOSTR, fr[f].line, fr[f].module,
+                      fr[f].offset};
+        /* The symbolizer interns its strings, so a pointer names a
+         * string: map pointers to strtab offsets. */
+        const char *strsrc[2] = {fr[f].function, fr[f].file};
+        uint32_t *dst[2] = {&l.function, &l.file};
+        for (int i = 0; i < 2; i++) {
+          if (!strsrc[i])
+            continue;
+          int found;
+          uint32_t *off = u64map_slot(&strs, (uint64_t)(uintptr_t)strsrc[i], &found);
+          if (!off)
+            goto out;
+          if (!found && (*off = hs__strtab_add(s, strsrc[i])) == HS_NOSTR)
+            goto out;
+          *dst[i] = *off;
+        }
+        /* Locations are interned by content, probing past collisions. */
+        uint32_t li;
+        for (uint64_t key = loc_hash(&l);; key++) {
+          int found;
+          uint32_t *v = u64map_slot(&locmap, key, &found);
+          if (!v)
+            goto out;
+          if (!found) {
+            if (reserve(&s->locs, &locs_cap, nlocs + 1, sizeof *s->locs) != 0)
+              goto out;
+            *v = (uint32_t)nlocs;
+            s->locs[nlocs++] = l;
+          } else if (memcmp(&s->locs[*v], &l, sizeof l) != 0) {
+            continue;
+          }
+          li = *v;
+          break;
+        }
+        if (reserve(&s->stack_locs, &sl_cap, nsl + 1, sizeof *s->stack_locs))
+          goto out;
+        s->stack_locs[nsl++] = li;
+      }
+    }
+    s->stacks[st].nloc = (uint32_t)nsl - s->stacks[st].first;
+  }
+  s->nlocs = (uint32_t)nlocs;
+  s->nstack_locs = (uint32_t)nsl;
+  rc = 0;
+out:
+  u64map_free(&strs);
+  u64map_free(&locmap);
+  return rc;
+}
+
+int hs__snapshot_symbolize(struct hs_snapshot *s) {
+  if (s->symbolized)
+    return 0;
+  hs__guard++;
+  pthread_mutex_lock(&sym_mu);
+  int rc = HS_ENOMEM;
+  hs_symbolizer_t *sym = hs__symbolizer_new(&s->modules);
+  if (sym) {
+    rc = intern_symbolized(s, sym);
+    hs__symbolizer_free(sym);
+  }
+  pthread_mutex_unlock(&sym_mu);
+  if (rc == 0) {
+    s->symbolized = 1;
+    free(s->raw);
+    free(s->raw_first);
+    free(s->raw_n);
+    s->raw = NULL;
+    s->raw_first = s->raw_n = NULL;
+  } else {
+    free(s->stacks);
+    free(s->locs);
+    free(s->stack_locs);
+    s->stacks = NULL;
+    s->locs = NULL;
+    s->stack_locs = NULL;
+    s->nlocs = s->nstack_locs = 0;
+  }
+  hs__guard--;
+  return rc;
+}
+
+void hs_snapshot_get_info(const hs_snapshot_t *s, hs_snapshot_info_t *out) {
+  if (!s || !out)
+    return;
+  memset(out, 0, sizeof *out);
+  out->pid = s->pid;
+  out->time_ns = s->time_ns;
+  out->traceback_limit = (int)s->nframe;
+  out->traced_current = s->traced_current;
+  out->traced_peak = s->traced_peak;
+  out->dropped_traces = s->dropped_traces;
+  out->dropped_bytes = s->dropped_bytes;
+  out->tracer_memory = s->tracer_memory;
+  for (uint64_t g = 0; g < s->ngroups; g++) {
+    out->size += s->groups[g].size * s->groups[g].count;
+    out->count += s->groups[g].count;
+  }
+  out->stacks = s->nstacks;
+  out->modules = s->modules.count;
+  out->program = s->program != HS_NOSTR ? hs__str(s, s->program) : "";
+}
+
+/* A deep copy with the groups chosen by keep (NULL keeps all). */
+HS_HIDDEN int hs__snapshot_copy(const struct hs_snapshot *s,
+                                const uint8_t *keep, struct hs_snapshot **out);
+int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
+                      struct hs_snapshot **out) {
+  struct hs_snapshot *c = calloc(1, sizeof *c);
+  if (!c)
+    return HS_ENOMEM;
+  *c = *s;
+  c->raw = NULL;
+  c->raw_first = c->raw_n = NULL;
+  c->strtab = NULL;
+  c->locs = NULL;
+  c->stack_locs = NULL;
+  c->stacks = NULL;
+  c->groups = NULL;
+  c->wrappers = NULL;
+  c->nwrappers = 0;
+  c->modules.mods = NULL;
+  c->modules.count = 0;
+  int rc = HS_ENOMEM;
+#define DUP(field, n)                                                         \
+  do {                                                                        \
+    size_t bytes_ = (size_t)(n) * sizeof *s->field;                           \
+    c->field = malloc(bytes_ ? bytes_ : 1);                                   \
+    if (!c->field)                                                            \
+      goto fail;                                                              \
+    if (bytes_)                                                               \
+      memcpy(c->field, s->field, bytes_);                                     \
+  } while (0)
+  DUP(strtab, s->strtab_len);
+  c->strtab_cap = s->strtab_len;
+  DUP(locs, s->nlocs);
+  DUP(stack_locs, s->nstack_locs);
+  DUP(stacks, s->nstacks);
+  DUP(groups, s->ngroups);
+#undef DUP
+  if (keep) {
+    uint64_t n = 0;
+    for (uint64_t g = 0; g < s->ngroups; g++)
+      if (keep[g])
+        c->groups[n++] = s->groups[g];
+    c->ngroups = n;
+  }
+  if (hs__modules_copy(&c->modules, &s->modules) != 0)
+    goto fail;
+  for (uint32_t i = 0; i < s->nwrappers; i++)
+    if (push_wrapper(&c->wrappers, &c->nwrappers, s->wrappers[i].kind,
+                     s->wrappers[i].pattern) != 0)
+      goto fail;
+  *out = c;
+  return 0;
+fail:
+  hs_snapshot_free(c);
+  return rc;
+}
+
+/* Whether loc l is an allocation wrapper under s's patterns. */
+HS_HIDDEN int hs__loc_is_wrapper(const struct hs_snapshot *s,
+                                 const hs_loc_t *l);
+int hs__loc_is_wrapper(const struct hs_snapshot *s, const hs_loc_t *l) {
+  const char *fn = hs__str(s, l->function);
+  const char *file = hs__str(s, l->file);
+  const char *mod = NULL;
+  if (l->module >= 0 && (uint32_t)l->module < s->modules.count) {
+    mod = s->modules.mods[l->module].path;
+    const char *slash = mod ? strrchr(mod, '/') : NULL;
+    if (slash)
+      mod = slash + 1;
+  }
+  for (uint32_t i = 0; i < s->nwrappers; i++) {
+    const char *subject = s->wrappers[i].kind == HS_WRAP_FUNCTION ? fn
+                          : s->wrappers[i].kind == HS_WRAP_FILE   ? file
+                                                                  : mod;
+    if (subject && fnmatch(s->wrappers[i].pattern, subject, 0) == 0)
+      return 1;
+  }
+  return 0;
+}

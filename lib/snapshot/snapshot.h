@@ -1,0 +1,107 @@
+/* snapshot.h - the in-memory snapshot shared by the snapshot layer (take,
+ * statistics, compare, filter) and the file format (dump, load). */
+#ifndef HS_SNAPSHOT_H
+#define HS_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "../common/internal.h"
+#include "../symbolize/symbolize.h"
+
+#define HS_NOSTR UINT32_MAX /* a string reference that names nothing */
+
+/* A symbolized source position. Strings are byte offsets into strtab. */
+typedef struct hs_loc {
+  uint32_t function; /* function name, HS_NOSTR when unknown */
+  uint32_t file;     /* source file, HS_NOSTR when there is no line info */
+  uint32_t line;     /* 0 when unknown */
+  int32_t module;    /* index into modules, -1 when outside every module */
+  uint64_t offset;   /* address minus the module's bias (the address itself
+                        when module is -1); kept for frames without lines */
+} hs_loc_t;
+
+/* One interned stack after symbolization: locs stack_locs[first ..
+ * first + nloc), innermost first, inlined frames expanded. */
+typedef struct hs_snap_stack {
+  uint32_t first;
+  uint32_t nloc;
+} hs_snap_stack_t;
+
+/* Live traces grouped by (domain, stack, size): the file and the statistics
+ * need no more than that, and a million blocks from a thousand sites become
+ * a few thousand groups. */
+typedef struct hs_group {
+  uint32_t domain;
+  uint32_t stack; /* index into stacks */
+  uint64_t size;  /* requested size of each block */
+  uint64_t count; /* number of live blocks */
+} hs_group_t;
+
+/* A pattern that marks frames as allocation wrappers (skipped when finding
+ * an allocation's site). */
+typedef struct hs_wrapper {
+  int kind;      /* HS_WRAP_FUNCTION or HS_WRAP_FILE (heapsnap.h) */
+  char *pattern; /* fnmatch pattern */
+} hs_wrapper_t;
+
+struct hs_snapshot {
+  /* ---- header ---- */
+  uint64_t pid;
+  uint64_t time_ns;        /* CLOCK_REALTIME when taken, in nanoseconds */
+  uint32_t nframe;         /* traceback limit in force */
+  uint64_t traced_current; /* hs_get_traced_memory() when taken */
+  uint64_t traced_peak;
+  uint64_t dropped_traces; /* traces lost before the snapshot */
+  uint64_t dropped_bytes;
+  uint64_t tracer_memory;  /* hs_get_tracer_memory() when taken */
+  uint32_t program;        /* strtab offset of the program path */
+
+  /* ---- modules loaded when taken (paths are owned C strings) ---- */
+  hs_module_list_t modules;
+
+  /* ---- raw stage: a live snapshot before symbolization ---- */
+  uintptr_t *raw;        /* raw return addresses of every stack, concatenated */
+  uint32_t *raw_first;   /* per stack: index of its first raw frame */
+  uint32_t *raw_n;       /* per stack: its raw frame count */
+
+  /* ---- symbolized stage (always present in a loaded snapshot) ---- */
+  int symbolized;
+  char *strtab;          /* NUL-terminated strings, back to back */
+  uint32_t strtab_len;   /* bytes used */
+  uint32_t strtab_cap;   /* bytes allocated */
+  hs_loc_t *locs;
+  uint32_t nlocs;
+  uint32_t *stack_locs;  /* loc indexes, per stack (see hs_snap_stack_t) */
+  uint32_t nstack_locs;
+
+  /* ---- stacks and traces, in both stages ---- */
+  hs_snap_stack_t *stacks; /* nstacks entries once symbolized */
+  uint32_t nstacks;
+  hs_group_t *groups;
+  uint64_t ngroups;
+
+  /* ---- attribution settings (not stored in files) ---- */
+  hs_wrapper_t *wrappers;
+  uint32_t nwrappers;
+  int raw_mode; /* 1: the site is frame 0, as tracemalloc does */
+};
+
+/* The string at offset off, or NULL for HS_NOSTR. */
+static inline const char *hs__str(const struct hs_snapshot *s, uint32_t off) {
+  return off == HS_NOSTR ? NULL : s->strtab + off;
+}
+
+/* Appends a string to strtab (no de-duplication here; the caller interns).
+ * Returns its offset, or HS_NOSTR when out of memory or past 4 GiB. */
+HS_HIDDEN uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str);
+
+/* Turns the raw stage into the symbolized stage (idempotent). 0 or HS_E*. */
+HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
+
+/* Gives s the default and process-wide wrappers. 0 or HS_ENOMEM. */
+HS_HIDDEN int hs__snapshot_init_wrappers(struct hs_snapshot *s);
+
+/* An empty snapshot (all zero, symbolized = 0) or NULL. */
+HS_HIDDEN struct hs_snapshot *hs__snapshot_new(void);
+
+#endif

@@ -1,0 +1,526 @@
+/* stats.c - statistics, compare_to and filters over symbolized snapshots,
+ * with tracemalloc's grouping, sort orders and filter semantics. Keys are
+ * compared by content (file, line, function, module), never by address, so
+ * snapshots from different runs and machines compare. */
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot.h"
+
+HS_HIDDEN int hs__loc_is_wrapper(const struct hs_snapshot *s,
+                                 const hs_loc_t *l);
+HS_HIDDEN int hs__snapshot_copy(const struct hs_snapshot *s,
+                                const uint8_t *keep, struct hs_snapshot **out);
+
+/* ---- sites ---- */
+
+/* Per-pass cache of which locs are wrappers: 0 unknown, 1 yes, 2 no. */
+typedef struct site_ctx {
+  const struct hs_snapshot *s;
+  uint8_t *wrap;
+} site_ctx_t;
+
+static int is_wrapper(site_ctx_t *c, uint32_t li) {
+  if (!c->wrap[li])
+    c->wrap[li] = hs__loc_is_wrapper(c->s, &c->s->locs[li]) ? 1 : 2;
+  return c->wrap[li] == 1;
+}
+
+/* The site of stack st as a position in stack_locs: the innermost frame
+ * with a source line that is not a wrapper; else the innermost frame that
+ * is not a wrapper; else frame 0. Raw mode: frame 0. */
+static uint32_t site_of(site_ctx_t *c, uint32_t st) {
+  const hs_snap_stack_t *k = &c->s->stacks[st];
+  if (c->s->raw_mode || k->nloc == 0)
+    return k->first;
+  uint32_t fallback = UINT32_MAX;
+  for (uint32_t i = k->first; i < k->first + k->nloc; i++) {
+    uint32_t li = c->s->stack_locs[i];
+    if (is_wrapper(c, li))
+      continue;
+    if (c->s->locs[li].file != HS_NOSTR)
+      return i;
+    if (fallback == UINT32_MAX)
+      fallback = i;
+  }
+  return fallback != UINT32_MAX ? fallback : k->first;
+}
+
+/* ---- key frames ---- */
+
+static const char *module_path(const struct hs_snapshot *s, int32_t m) {
+  return m >= 0 && (uint32_t)m < s->modules.count ? s->modules.mods[m].path
+                                                  : NULL;
+}
+
+/* The frame of loc li as key type key sees it: fields outside the key are
+ * left empty so that equal keys are equal frames. */
+static hs_frame_t key_frame(const struct hs_snapshot *s, uint32_t li,
+                            hs_key_t key) {
+  const hs_loc_t *l = &s->locs[li];
+  hs_frame_t f = {0};
+  const char *file = hs__str(s, l->file), *fn = hs__str(s, l->function);
+  const char *mod = module_path(s, l->module);
+  switch (key) {
+  case HS_KEY_FILENAME:
+    if (file)
+      f.filename = file;
+    else
+      f.module = mod;
+    if (!file && !mod)
+      f.offset = l->offset;
+    break;
+  case HS_KEY_FUNCTION:
+    f.function = fn;
+    f.filename = file;
+    if (!file)
+      f.module = mod;
+    if (!fn)
+      f.offset = l->offset;
+    break;
+  case HS_KEY_LINENO:
+  case HS_KEY_TRACEBACK:
+    f.filename = file;
+    f.lineno = file ? l->line : 0;
+    f.function = fn;
+    if (!file)
+      f.module = mod;
+    if (!file && !fn)
+      f.offset = l->offset;
+    break;
+  }
+  return f;
+}
+
+static uint64_t hash_str(uint64_t h, const char *p) {
+  if (!p)
+    return h * 0x100000001b3ull ^ 0x5bd1e995u;
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+  return (h ^ 0xff) * 0x100000001b3ull;
+}
+
+static uint64_t hash_u64(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h * 0x100000001b3ull;
+}
+
+static uint64_t hash_frames(const hs_frame_t *f, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull ^ n;
+  for (size_t i = 0; i < n; i++) {
+    h = hash_str(h, f[i].filename);
+    h = hash_u64(h, f[i].lineno);
+    h = hash_str(h, f[i].function);
+    h = hash_str(h, f[i].module);
+    h = hash_u64(h, f[i].offset);
+  }
+  return h;
+}
+
+static int cmp_str(const char *a, const char *b) {
+  return strcmp(a ? a : "", b ? b : "");
+}
+
+static int cmp_frame(const hs_frame_t *a, const hs_frame_t *b) {
+  int c = cmp_str(a->filename, b->filename);
+  if (c)
+    return c;
+  if (a->lineno != b->lineno)
+    return a->lineno < b->lineno ? -1 : 1;
+  if ((c = cmp_str(a->function, b->function)) != 0)
+    return c;
+  if ((c = cmp_str(a->module, b->module)) != 0)
+    return c;
+  return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+static int same_str(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_frames(const hs_frame_t *a, const hs_frame_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (a[i].lineno != b[i].lineno || a[i].offset != b[i].offset ||
+        !same_str(a[i].filename, b[i].filename) ||
+        !same_str(a[i].function, b[i].function) ||
+        !same_str(a[i].module, b[i].module))
+      return 0;
+  return 1;
+}
+
+/* ---- the grouping table, shared by statistics and compare ---- */
+
+typedef struct entry {
+  uint64_t hash;
+  uint64_t first; /* into frames */
+  uint32_t nframe;
+  uint32_t site; /* index of the site within the key's frames */
+  uint64_t size[2], count[2]; /* [0] old snapshot, [1] new */
+} entry_t;
+
+typedef struct group_by {
+  hs_key_t key;
+  entry_t *ents;
+  uint64_t nents, ents_cap;
+  hs_frame_t *frames;
+  uint64_t nframes, frames_cap;
+  uint64_t *slots; /* entry index + 1; 0 empty */
+  uint64_t mask;
+} group_by_t;
+
+static int grow_array(void *arr, uint64_t *cap, uint64_t need, size_t elem) {
+  if (need <= *cap)
+    return 0;
+  uint64_t ncap = *cap ? *cap * 2 : 64;
+  while (ncap < need)
+    ncap *= 2;
+  void *p = realloc(*(void **)arr, ncap * elem);
+  if (!p)
+    return HS_ENOMEM;
+  *(void **)arr = p;
+  *cap = ncap;
+  return 0;
+}
+
+static int rehash(group_by_t *g) {
+  uint64_t ncap = g->slots ? (g->mask + 1) * 2 : 1024;
+  uint64_t *ns = calloc(ncap, sizeof *ns);
+  if (!ns)
+    return HS_ENOMEM;
+  for (uint64_t e = 0; e < g->nents; e++) {
+    uint64_t j = g->ents[e].hash & (ncap - 1);
+    while (ns[j])
+      j = (j + 1) & (ncap - 1);
+    ns[j] = e + 1;
+  }
+  free(g->slots);
+  g->slots = ns;
+  g->mask = ncap - 1;
+  return 0;
+}
+
+/* The entry for key frames f[0..n), created empty if new; -1 on ENOMEM. */
+static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
+  uint64_t h = hash_frames(f, n);
+  if (!g->slots || (g->nents + 1) * 2 > g->mask + 1)
+    if (rehash(g) != 0)
+      return -1;
+  uint64_t j = h & g->mask;
+  for (; g->slots[j]; j = (j + 1) & g->mask) {
+    entry_t *e = &g->ents[g->slots[j] - 1];
+    if (e->hash == h && e->nframe == n &&
+        same_frames(&g->frames[e->first], f, n))
+      return (int64_t)(g->slots[j] - 1);
+  }
+  if (grow_array(&g->ents, &g->ents_cap, g->nents + 1, sizeof *g->ents) ||
+      grow_array(&g->frames, &g->frames_cap, g->nframes + n, sizeof *g->frames))
+    return -1;
+  entry_t *e = &g->ents[g->nents];
+  memset(e, 0, sizeof *e);
+  e->hash = h;
+  e->first = g->nframes;
+  e->nframe = n;
+  memcpy(&g->frames[g->nframes], f, n * sizeof *f);
+  g->nframes += n;
+  g->slots[j] = ++g->nents;
+  return (int64_t)(g->nents - 1);
+}
+
+/* Adds every trace of s to side (0 old, 1 new) of g. */
+static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
+                        int side) {
+  int rc = hs__snapshot_symbolize(s);
+  if (rc != 0)
+    return rc;
+  rc = HS_ENOMEM;
+  site_ctx_t sc = {s, calloc(s->nlocs + 1, 1)};
+  /* Memo: entry index + 1 per stack (non-cumulative) or per loc. */
+  uint64_t nmemo = cumulative ? s->nlocs : s->nstacks;
+  int64_t *memo = calloc(nmemo + 1, sizeof *memo);
+  uint32_t maxn = 1;
+  for (uint32_t i = 0; i < s->nstacks; i++)
+    if (s->stacks[i].nloc > maxn)
+      maxn = s->stacks[i].nloc;
+  hs_frame_t *tmp = malloc(maxn * sizeof *tmp);
+  if (!sc.wrap || !memo || !tmp)
+    goto out;
+  for (uint64_t gi = 0; gi < s->ngroups; gi++) {
+    const hs_group_t *gr = &s->groups[gi];
+    const hs_snap_stack_t *st = &s->stacks[gr->stack];
+    uint64_t bytes = gr->size * gr->count;
+    if (!cumulative) {
+      int64_t e = memo[gr->stack] - 1;
+      if (e < 0) {
+        uint32_t n = 0, site = 0;
+        if (g->key == HS_KEY_TRACEBACK) {
+          for (uint32_t i = 0; i < st->nloc; i++)
+            tmp[n++] = key_frame(s, s->stack_locs[st->first + i], g->key);
+          if (st->nloc)
+            site = site_of(&sc, gr->stack) - st->first;
+        } else if (st->nloc) {
+          tmp[n++] = key_frame(s, s->stack_locs[site_of(&sc, gr->stack)],
+                               g->key);
+        } else {
+          tmp[n++] = (hs_frame_t){0};
+        }
+        if ((e = entry_for(g, tmp, n)) < 0)
+          goto out;
+        g->ents[e].site = site;
+        memo[gr->stack] = e + 1;
+      }
+      g->ents[e].size[side] += bytes;
+      g->ents[e].count[side] += gr->count;
+      continue;
+    }
+    for (uint32_t i = 0; i < st->nloc; i++) {
+      uint32_t li = s->stack_locs[st->first + i];
+      int64_t e = memo[li] - 1;
+      if (e < 0) {
+        hs_frame_t f = key_frame(s, li, g->key);
+        if ((e = entry_for(g, &f, 1)) < 0)
+          goto out;
+        memo[li] = e + 1;
+      }
+      g->ents[e].size[side] += bytes;
+      g->ents[e].count[side] += gr->count;
+    }
+  }
+  rc = 0;
+out:
+  free(sc.wrap);
+  free(memo);
+  free(tmp);
+  return rc;
+}
+
+static void group_by_free(group_by_t *g) {
+  free(g->ents);
+  free(g->frames);
+  free(g->slots);
+}
+
+/* Keys compare as tracemalloc's Traceback: frames from the oldest. */
+static int cmp_key(const hs_frame_t *a, size_t na, const hs_frame_t *b,
+                   size_t nb) {
+  size_t i = na, j = nb;
+  while (i > 0 && j > 0) {
+    int c = cmp_frame(&a[--i], &b[--j]);
+    if (c)
+      return c;
+  }
+  return (i > 0) - (j > 0);
+}
+
+#define DESC(a, b)                                                            \
+  do {                                                                        \
+    if ((a) != (b))                                                           \
+      return (a) < (b) ? 1 : -1;                                              \
+  } while (0)
+
+static int cmp_stat(const void *pa, const void *pb) {
+  const hs_statistic_t *a = pa, *b = pb;
+  DESC(a->size, b->size);
+  DESC(a->count, b->count);
+  return -cmp_key(a->frames, a->nframe, b->frames, b->nframe);
+}
+
+static uint64_t abs64(int64_t v) {
+  return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+static int cmp_diff(const void *pa, const void *pb) {
+  const hs_statistic_diff_t *a = pa, *b = pb;
+  DESC(abs64(a->size_diff), abs64(b->size_diff));
+  DESC(a->size, b->size);
+  DESC(abs64(a->count_diff), abs64(b->count_diff));
+  DESC(a->count, b->count);
+  return -cmp_key(a->frames, a->nframe, b->frames, b->nframe);
+}
+
+static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
+               int cumulative, hs_statistics_t **out) {
+  if (!out)
+    return HS_EINVAL;
+  *out = NULL;
+  if (!snap || key < HS_KEY_FILENAME || key > HS_KEY_TRACEBACK ||
+      (cumulative && key == HS_KEY_TRACEBACK))
+    return HS_EINVAL;
+  hs__guard++;
+  group_by_t g = {.key = key};
+  hs_statistics_t *st = calloc(1, sizeof *st);
+  int rc = st ? 0 : HS_ENOMEM;
+  if (rc == 0 && old)
+    rc = add_snapshot(&g, old, cumulative, 0);
+  if (rc == 0)
+    rc = add_snapshot(&g, snap, cumulative, 1);
+  if (rc != 0)
+    goto fail;
+  rc = HS_ENOMEM;
+  st->key = key;
+  st->count = g.nents;
+  for (uint64_t gi = 0; gi < snap->ngroups; gi++) {
+    st->total_size += snap->groups[gi].size * snap->groups[gi].count;
+    st->total_count += snap->groups[gi].count;
+  }
+  if (old) {
+    uint64_t os = 0, oc = 0;
+    for (uint64_t gi = 0; gi < old->ngroups; gi++) {
+      os += old->groups[gi].size * old->groups[gi].count;
+      oc += old->groups[gi].count;
+    }
+    st->total_size_diff = (int64_t)(st->total_size - os);
+    st->total_count_diff = (int64_t)(st->total_count - oc);
+    st->diffs = calloc(g.nents + 1, sizeof *st->diffs);
+    if (!st->diffs)
+      goto fail;
+    for (uint64_t e = 0; e < g.nents; e++) {
+      const entry_t *en = &g.ents[e];
+      st->diffs[e] = (hs_statistic_diff_t){
+          &g.frames[en->first],
+          en->nframe,
+          en->site,
+          en->size[1],
+          (int64_t)(en->size[1] - en->size[0]),
+          en->count[1],
+          (int64_t)(en->count[1] - en->count[0])};
+    }
+    qsort(st->diffs, g.nents, sizeof *st->diffs, cmp_diff);
+  } else {
+    st->stats = calloc(g.nents + 1, sizeof *st->stats);
+    if (!st->stats)
+      goto fail;
+    for (uint64_t e = 0; e < g.nents; e++) {
+      const entry_t *en = &g.ents[e];
+      st->stats[e] = (hs_statistic_t){&g.frames[en->first], en->nframe,
+                                       en->site, en->size[1], en->count[1]};
+    }
+    qsort(st->stats, g.nents, sizeof *st->stats, cmp_stat);
+  }
+  st->priv_ = g.frames;
+  g.frames = NULL;
+  group_by_free(&g);
+  *out = st;
+  hs__guard--;
+  return 0;
+fail:
+  group_by_free(&g);
+  hs_statistics_free(st);
+  hs__guard--;
+  return rc;
+}
+
+int hs_snapshot_statistics(hs_snapshot_t *snap, hs_key_t key, int cumulative,
+                           hs_statistics_t **out) {
+  return run(snap, NULL, key, cumulative, out);
+}
+
+int hs_snapshot_compare(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
+                        int cumulative, hs_statistics_t **out) {
+  if (!old) {
+    if (out)
+      *out = NULL;
+    return HS_EINVAL;
+  }
+  return run(snap, old, key, cumulative, out);
+}
+
+void hs_statistics_free(hs_statistics_t *st) {
+  if (!st)
+    return;
+  hs__guard++;
+  free(st->stats);
+  free(st->diffs);
+  free(st->priv_);
+  free(st);
+  hs__guard--;
+}
+
+/* ---- filters (tracemalloc's Filter and DomainFilter) ---- */
+
+/* What a filename pattern is matched against: the file, or for a frame
+ * without source the module's path. */
+static const char *match_name(const struct hs_snapshot *s, uint32_t li) {
+  const hs_loc_t *l = &s->locs[li];
+  const char *f = hs__str(s, l->file);
+  if (!f)
+    f = module_path(s, l->module);
+  return f ? f : "<unknown>";
+}
+
+static int frame_matches(const struct hs_snapshot *s, uint32_t li,
+                         const hs_filter_t *f) {
+  if (fnmatch(f->filename_pattern, match_name(s, li), 0) != 0)
+    return 0;
+  return f->lineno == 0 || s->locs[li].line == f->lineno;
+}
+
+/* Filter._match / DomainFilter._match: 1 keeps the trace for this filter. */
+static int filter_match(site_ctx_t *sc, const hs_group_t *g,
+                        const hs_filter_t *f) {
+  const struct hs_snapshot *s = sc->s;
+  if (!f->filename_pattern)
+    return (f->domain < 0 || g->domain == (uint32_t)f->domain) ==
+           (f->inclusive != 0);
+  const hs_snap_stack_t *st = &s->stacks[g->stack];
+  int res;
+  if (f->all_frames) {
+    int any = 0;
+    for (uint32_t i = 0; i < st->nloc && !any; i++)
+      any = frame_matches(s, s->stack_locs[st->first + i], f);
+    res = any ? f->inclusive != 0 : !f->inclusive;
+  } else {
+    int m = st->nloc &&
+            frame_matches(s, s->stack_locs[site_of(sc, g->stack)], f);
+    res = m ^ !f->inclusive;
+  }
+  if (f->domain >= 0) {
+    if (f->inclusive)
+      return res && g->domain == (uint32_t)f->domain;
+    return res || g->domain != (uint32_t)f->domain;
+  }
+  return res;
+}
+
+int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
+                       size_t nfilter, hs_snapshot_t **out) {
+  if (!out)
+    return HS_EINVAL;
+  *out = NULL;
+  if (!snap || (nfilter && !filters))
+    return HS_EINVAL;
+  hs__guard++;
+  int rc = hs__snapshot_symbolize(snap);
+  uint8_t *keep = NULL;
+  site_ctx_t sc = {snap, NULL};
+  if (rc != 0)
+    goto out;
+  rc = HS_ENOMEM;
+  keep = malloc(snap->ngroups + 1);
+  sc.wrap = calloc(snap->nlocs + 1, 1);
+  if (!keep || !sc.wrap)
+    goto out;
+  int has_incl = 0;
+  for (size_t i = 0; i < nfilter; i++)
+    has_incl |= filters[i].inclusive != 0;
+  for (uint64_t gi = 0; gi < snap->ngroups; gi++) {
+    const hs_group_t *g = &snap->groups[gi];
+    int ok = 1;
+    if (has_incl) {
+      ok = 0;
+      for (size_t i = 0; i < nfilter && !ok; i++)
+        if (filters[i].inclusive && filter_match(&sc, g, &filters[i]))
+          ok = 1;
+    }
+    for (size_t i = 0; i < nfilter && ok; i++)
+      if (!filters[i].inclusive && !filter_match(&sc, g, &filters[i]))
+        ok = 0;
+    keep[gi] = (uint8_t)ok;
+  }
+  rc = hs__snapshot_copy(snap, keep, out);
+out:
+  free(keep);
+  free(sc.wrap);
+  hs__guard--;
+  return rc;
+}
