@@ -8,9 +8,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <unistd.h>
 
+#include "../session/session.h"
 #include "../trace/trace.h"
 #include "real.h"
 
@@ -289,38 +289,21 @@ EXPORT size_t malloc_usable_size(void *p) {
 
 /* ---- load-time set-up ---- */
 
-static void say(const char *a, const char *b, const char *c) {
-  /* write(2) only: stdio may allocate, and the host's stderr buffering
-   * must not change. */
-  ssize_t r = write(2, a, strlen(a));
-  r = write(2, b, strlen(b));
-  r = write(2, c, strlen(c));
-  (void)r;
-}
-
-static void start_from_environment(void) {
-  if (getauxval(AT_SECURE))
-    return; /* setuid/setgid: never let the environment steer us */
-  const char *v = getenv("HEAPSNAP_FRAMES");
-  if (!v || !*v)
-    return;
-  char *end;
-  errno = 0;
-  long n = strtol(v, &end, 10);
-  if (errno || *end || n < 1 || n > HS_MAX_FRAMES) {
-    say("heapsnap: HEAPSNAP_FRAMES=", v,
-        ": expected a number of frames from 1 to 256; tracing stays off\n");
-    return;
-  }
-  hs_start((int)n);
+static void fork_child(void) {
+  hs__fork_child();
+  hs__session_fork_child();
 }
 
 __attribute__((constructor)) static void heapsnap_init(void) {
   int saved = errno;
   (void)is_ready();
   hs__guard++;
-  pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child);
+  pthread_atfork(hs__fork_prepare, hs__fork_parent, fork_child);
   hs__guard--;
-  start_from_environment();
+  hs__session_init();
   errno = saved;
+}
+
+__attribute__((destructor)) static void heapsnap_fini(void) {
+  hs__session_exit();
 }

@@ -354,6 +354,8 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->ngroups = kept;
   c.groups = NULL;
   rc = hs__modules_capture(&s->modules);
+  if (rc == 0)
+    rc = hs__modmap_merge_into(&s->modules);
 done:
   u64map_free(&c.groups_by_key);
   u64map_free(&c.stack_ids);

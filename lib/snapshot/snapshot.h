@@ -98,6 +98,10 @@ HS_HIDDEN uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str);
 /* Turns the raw stage into the symbolized stage (idempotent). 0 or HS_E*. */
 HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
 
+/* Appends to mods the modules seen earlier in this process and unloaded
+ * since (modmap.c). 0 or HS_ENOMEM. */
+HS_HIDDEN int hs__modmap_merge_into(hs_module_list_t *mods);
+
 /* Gives s the default and process-wide wrappers. 0 or HS_ENOMEM. */
 HS_HIDDEN int hs__snapshot_init_wrappers(struct hs_snapshot *s);
 

@@ -16,6 +16,11 @@ static atomic_int nframe_active = HS_DEFAULT_FRAMES;
 static int nframe_limit = HS_DEFAULT_FRAMES; /* protected by control_mu */
 static pthread_mutex_t control_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_least64_t dropped_traces, dropped_bytes;
+static void (*_Atomic new_stack_hook)(const uintptr_t *, int);
+
+void hs__trace_set_new_stack_hook(void (*fn)(const uintptr_t *, int)) {
+  atomic_store(&new_stack_hook, fn);
+}
 
 void hs__count_drop(size_t size) {
   atomic_fetch_add_explicit(&dropped_traces, 1, memory_order_relaxed);
@@ -30,16 +35,24 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
   unsigned s = hs__state_now();
   if (!hs__state_tracing(s))
     return HS_ENOTTRACING;
+  if (domain == 0)
+    hs__traces_prefetch(ptr);
   uintptr_t frames[HS_MAX_FRAMES];
   int n = hs__unwind_capture(
       frames, atomic_load_explicit(&nframe_active, memory_order_relaxed),
       caller_ret);
   uint32_t id;
-  int rc = hs__stack_intern(frames, n, s, &id);
+  int is_new;
+  int rc = hs__stack_intern(frames, n, s, &id, &is_new);
   if (rc == 0)
     rc = hs__traces_insert(domain, ptr, size, id, s);
   if (rc == HS_ENOMEM)
     hs__count_drop(size);
+  if (is_new) {
+    void (*hook)(const uintptr_t *, int) = atomic_load(&new_stack_hook);
+    if (hook)
+      hook(frames, n);
+  }
   return rc;
 }
 

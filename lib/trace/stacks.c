@@ -76,8 +76,10 @@ static int grow_recs(stack_shard_t *sh) {
 
 /* hot path: one shard lock, no allocation unless the stack is new. */
 int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
-                     uint32_t *id) {
+                     uint32_t *id, int *is_new) {
   uint64_t h = hash_frames(frames, n);
+  if (is_new)
+    *is_new = 0;
   uint32_t si = (uint32_t)(h >> (64 - HS_STACK_SHARD_BITS));
   stack_shard_t *sh = &shards[si];
   int rc = 0;
@@ -126,6 +128,8 @@ int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
     j = (j + 1) & sh->mask;
   sh->slots[j] = idx + 1;
   *id = (idx << HS_STACK_SHARD_BITS) | si;
+  if (is_new)
+    *is_new = 1;
 out:
   hs__unlock(&sh->lock);
   return rc;

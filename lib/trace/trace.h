@@ -28,7 +28,7 @@ static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
 /* Finds or adds the stack frames[0..n). 0, HS_ENOMEM (no memory or no id
  * left) or HS_ENOTTRACING (the state changed from s). hot path. */
 HS_HIDDEN int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
-                               uint32_t *id);
+                               uint32_t *id, int *is_new);
 /* Copies up to max frames of stack id; returns its depth, or -1 if the id
  * is not (or no longer) known. */
 HS_HIDDEN int hs__stack_get(uint32_t id, uintptr_t *out, int max);
@@ -39,6 +39,12 @@ HS_HIDDEN void hs__stacks_unlock_all(void);
 HS_HIDDEN void hs__stacks_reset_locks(void);
 HS_HIDDEN void hs__stacks_clear_locked(void);
 
+/* Called after a stack is interned for the first time, from the
+ * allocating thread with no heapsnap lock held (the snapshot layer keeps
+ * its module history with it). */
+HS_HIDDEN void hs__trace_set_new_stack_hook(void (*fn)(const uintptr_t *,
+                                                       int));
+
 /* ---- live traces and totals (traces.c) ---- */
 /* Adds or replaces the trace of (domain, ptr). 0, HS_ENOMEM or
  * HS_ENOTTRACING (state changed from s). hot path. */
@@ -48,10 +54,17 @@ HS_HIDDEN int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
  * stack in *size and *stack when not NULL), else 0. hot path. */
 HS_HIDDEN int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
+/* Starts loading the cache lines an insert of ptr will touch, so that the
+ * miss overlaps the unwinding. hot path. */
+HS_HIDDEN void hs__traces_prefetch(uintptr_t ptr);
 /* Looks the trace up without removing it: 1 found, 0 not. */
 HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
 HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
+/* Calls fn(now) once, from the allocating thread and under a table lock,
+ * when the traced size first reaches at; re-arm by calling again. fn may
+ * only do async-signal-safe work (it writes to a pipe). */
+HS_HIDDEN void hs__traces_set_trigger(size_t at, void (*fn)(size_t now));
 HS_HIDDEN void hs__traces_reset_peak(void);
 HS_HIDDEN uint64_t hs__traces_count(void);
 HS_HIDDEN void hs__traces_lock_all(void);

@@ -47,6 +47,14 @@ static struct {
 } wide;
 
 static atomic_size_t current, peak;
+/* The traced size at which trigger_fn is called (SIZE_MAX: never). */
+static atomic_size_t trigger_at = SIZE_MAX;
+static void (*trigger_fn)(size_t now);
+
+void hs__traces_set_trigger(size_t at, void (*fn)(size_t now)) {
+  trigger_fn = fn;
+  atomic_store_explicit(&trigger_at, at, memory_order_release);
+}
 
 static inline uint64_t mix(uintptr_t p, unsigned domain) {
   uint64_t x = (uint64_t)p ^ ((uint64_t)domain << 47);
@@ -64,6 +72,14 @@ static inline void add_current(size_t size) {
                          &peak, &pk, now, memory_order_relaxed,
                          memory_order_relaxed))
     ;
+  if (HS_UNLIKELY(now >= atomic_load_explicit(&trigger_at,
+                                              memory_order_relaxed))) {
+    /* One call per arming: whoever swaps the threshold out reports. */
+    size_t at = atomic_exchange_explicit(&trigger_at, SIZE_MAX,
+                                         memory_order_acquire);
+    if (at != SIZE_MAX && trigger_fn)
+      trigger_fn(now);
+  }
 }
 
 static inline void sub_current(size_t size) {
@@ -87,8 +103,9 @@ static int shard_grow(trace_shard_t *sh) {
   }
   if (sh->slots)
     hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
-  sh->slots = ns;
-  sh->mask = ncap - 1;
+  /* Stored atomically for hs__traces_prefetch, which reads unlocked. */
+  __atomic_store_n(&sh->slots, ns, __ATOMIC_RELAXED);
+  __atomic_store_n(&sh->mask, ncap - 1, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -179,6 +196,18 @@ static int heap_take(uintptr_t ptr, int remove, size_t *size,
   }
   hs__unlock(&sh->lock);
   return j >= 0;
+}
+
+void hs__traces_prefetch(uintptr_t ptr) {
+  uint64_t h = mix(ptr, 0);
+  trace_shard_t *sh = shard_of(h);
+  /* Racy on purpose: a prefetch of a stale table is harmless, and the
+   * insert that follows re-reads everything under the lock. */
+  slot_t *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+  uint32_t mask = __atomic_load_n(&sh->mask, __ATOMIC_RELAXED);
+  __builtin_prefetch(sh, 1);
+  if (slots)
+    __builtin_prefetch(&slots[(uint32_t)h & mask], 1);
 }
 
 /* ---- the wide table ---- */
@@ -358,8 +387,8 @@ void hs__traces_clear_locked(void) {
     trace_shard_t *sh = &shards[i];
     if (sh->slots)
       hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof(slot_t));
-    sh->slots = NULL;
-    sh->mask = 0;
+    __atomic_store_n(&sh->slots, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&sh->count, 0, __ATOMIC_RELAXED);
   }
   if (wide.e)

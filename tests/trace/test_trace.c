@@ -24,9 +24,9 @@ START_TEST(intern_dedups) {
   uintptr_t a[3] = {1, 2, 3}, b[3] = {1, 2, 4};
   uint32_t ia, ia2, ib;
   unsigned s = hs__state_now();
-  ck_assert_int_eq(hs__stack_intern(a, 3, s, &ia), 0);
-  ck_assert_int_eq(hs__stack_intern(b, 3, s, &ib), 0);
-  ck_assert_int_eq(hs__stack_intern(a, 3, s, &ia2), 0);
+  ck_assert_int_eq(hs__stack_intern(a, 3, s, &ia, NULL), 0);
+  ck_assert_int_eq(hs__stack_intern(b, 3, s, &ib, NULL), 0);
+  ck_assert_int_eq(hs__stack_intern(a, 3, s, &ia2, NULL), 0);
   ck_assert_uint_eq(ia, ia2);
   ck_assert_uint_ne(ia, ib);
   ck_assert_uint_eq(hs__stack_count(), 2);
@@ -34,10 +34,10 @@ START_TEST(intern_dedups) {
   ck_assert_int_eq(hs__stack_get(ib, out, 8), 3);
   ck_assert_uint_eq(out[2], 4);
   /* A prefix is a different stack. */
-  ck_assert_int_eq(hs__stack_intern(a, 2, s, &ib), 0);
+  ck_assert_int_eq(hs__stack_intern(a, 2, s, &ib, NULL), 0);
   ck_assert_uint_ne(ia, ib);
   /* A stale state is refused. */
-  ck_assert_int_eq(hs__stack_intern(a, 3, s + 2, &ia2), HS_ENOTTRACING);
+  ck_assert_int_eq(hs__stack_intern(a, 3, s + 2, &ia2, NULL), HS_ENOTTRACING);
 }
 END_TEST
 
@@ -47,7 +47,7 @@ START_TEST(many_stacks_and_traces) {
   for (unsigned i = 0; i < N; i++) {
     uintptr_t f[2] = {i, i * 7u};
     uint32_t id;
-    ck_assert_int_eq(hs__stack_intern(f, 2, s, &id), 0);
+    ck_assert_int_eq(hs__stack_intern(f, 2, s, &id, NULL), 0);
     ck_assert_int_eq(hs__traces_insert(0, fake(i), i % 100 + 1, id, s), 0);
   }
   ck_assert_uint_eq(hs__stack_count(), N);
@@ -80,7 +80,7 @@ START_TEST(replace_and_domains) {
   unsigned s = hs__state_now();
   uintptr_t f[1] = {42};
   uint32_t id;
-  ck_assert_int_eq(hs__stack_intern(f, 1, s, &id), 0);
+  ck_assert_int_eq(hs__stack_intern(f, 1, s, &id, NULL), 0);
   ck_assert_int_eq(hs__traces_insert(0, 0x5000, 100, id, s), 0);
   ck_assert_int_eq(hs__traces_insert(0, 0x5000, 30, id, s), 0);
   ck_assert_uint_eq(cur(), 30);

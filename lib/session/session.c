@@ -1,0 +1,552 @@
+/* session.c - the preloaded library's configuration (HEAPSNAP_* variables)
+ * and its snapshot triggers: at exit, on a signal, every interval, every N
+ * bytes of growth and at the peak, all written by one writer thread. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../trace/trace.h"
+#include "session.h"
+
+static struct config {
+  int frames;              /* 0: do not start at load */
+  char output[PATH_MAX];   /* template: %p pid, %n sequence, %e program */
+  int at_exit;             /* snapshot at exit (default on) */
+  int signo;               /* 0: none */
+  double interval;         /* seconds; 0: none */
+  uint64_t every_bytes;    /* 0: none */
+  int at_peak;
+  double peak_interval;    /* the peak file is rewritten at most this often */
+  int follow_fork;         /* trace children of fork (default on) */
+  int follow_exec;         /* keep LD_PRELOAD for exec'd images (on) */
+  int quiet;               /* no messages on stderr but errors */
+} cfg;
+
+static int active;           /* triggers configured and the writer runs */
+static int wake_pipe[2] = {-1, -1};
+static pthread_t writer;
+static int writer_started;
+static unsigned seq;          /* next sequence number; writer thread only */
+static char progname[256];
+
+/* ---- messages: write(2) only, never stdio (host buffering) ---- */
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+  ssize_t r = write(2, buf, len);
+  (void)r;
+}
+
+/* ---- parsing ---- */
+
+static int parse_u64(const char *v, uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (!v || !*v || *v == '-')
+    return -1;
+  unsigned long long n = strtoull(v, &end, 10);
+  uint64_t mult = 1;
+  switch (*end) {
+  case 'k': case 'K': mult = 1ull << 10; end++; break;
+  case 'm': case 'M': mult = 1ull << 20; end++; break;
+  case 'g': case 'G': mult = 1ull << 30; end++; break;
+  default: break;
+  }
+  if (errno || *end || n > UINT64_MAX / mult)
+    return -1;
+  *out = (uint64_t)n * mult;
+  return 0;
+}
+
+static int parse_seconds(const char *v, double *out) {
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (errno || end == v || *end || !(d > 0) || d > 1e7)
+    return -1;
+  *out = d;
+  return 0;
+}
+
+static int parse_bool(const char *v, int *out) {
+  if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on") ||
+      !strcmp(v, "true"))
+    *out = 1;
+  else if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off") ||
+           !strcmp(v, "false"))
+    *out = 0;
+  else
+    return -1;
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int signo;
+} signames[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},
+                {"PROF", SIGPROF}, {"URG", SIGURG},   {"WINCH", SIGWINCH}};
+
+int hs__parse_signal(const char *v) {
+  if (!v)
+    return -1;
+  if (!strncmp(v, "SIG", 3))
+    v += 3;
+  for (size_t i = 0; i < sizeof signames / sizeof signames[0]; i++)
+    if (!strcmp(v, signames[i].name))
+      return signames[i].signo;
+  if (!strncmp(v, "RTMIN+", 6)) {
+    char *end;
+    long k = strtol(v + 6, &end, 10);
+    if (!*end && k >= 0 && SIGRTMIN + k <= SIGRTMAX)
+      return SIGRTMIN + (int)k;
+  }
+  char *end;
+  long n = strtol(v, &end, 10);
+  /* Signals whose default action or meaning a snapshot must not take. */
+  if (*v && !*end && n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP &&
+      n != SIGSEGV && n != SIGBUS && n != SIGFPE && n != SIGILL &&
+      n != SIGABRT && n != SIGCHLD)
+    return (int)n;
+  return -1;
+}
+
+static int valid_template(const char *t) {
+  if (!*t || strlen(t) >= PATH_MAX - 64)
+    return 0;
+  for (const char *p = t; *p; p++)
+    if (*p == '%') {
+      p++;
+      if (*p != 'p' && *p != 'n' && *p != 'e' && *p != '%')
+        return 0;
+    }
+  return 1;
+}
+
+/* Reads every HEAPSNAP_* variable; on any bad value says which and leaves
+ * tracing off (returns -1). */
+static int read_config(void) {
+  const char *v;
+  cfg.at_exit = 1;
+  cfg.follow_fork = 1;
+  cfg.follow_exec = 1;
+  cfg.peak_interval = 1.0;
+  snprintf(cfg.output, sizeof cfg.output, "heapsnap.%%e.%%p.%%n.hsnap");
+#define BAD(var, val, what)                                                   \
+  do {                                                                        \
+    say("heapsnap: %s=%s: %s; tracing stays off\n", var, val, what);          \
+    return -1;                                                                \
+  } while (0)
+  if ((v = getenv("HEAPSNAP_FRAMES")) && *v) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < 1 || n > HS_MAX_FRAMES)
+      BAD("HEAPSNAP_FRAMES", v, "expected a number of frames from 1 to 256");
+    cfg.frames = (int)n;
+  }
+  if ((v = getenv("HEAPSNAP_OUTPUT")) && *v) {
+    if (!valid_template(v))
+      BAD("HEAPSNAP_OUTPUT", v,
+          "expected a path template using only %p, %n, %e and %%");
+    snprintf(cfg.output, sizeof cfg.output, "%s", v);
+  }
+  if ((v = getenv("HEAPSNAP_AT_EXIT")) && *v && parse_bool(v, &cfg.at_exit))
+    BAD("HEAPSNAP_AT_EXIT", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_SIGNAL")) && *v &&
+      (cfg.signo = hs__parse_signal(v)) < 0)
+    BAD("HEAPSNAP_SIGNAL", v,
+        "expected a signal name such as USR2 or RTMIN+3, or a number");
+  if ((v = getenv("HEAPSNAP_INTERVAL")) && *v &&
+      parse_seconds(v, &cfg.interval))
+    BAD("HEAPSNAP_INTERVAL", v, "expected a positive number of seconds");
+  if ((v = getenv("HEAPSNAP_EVERY_BYTES")) && *v &&
+      (parse_u64(v, &cfg.every_bytes) || cfg.every_bytes == 0))
+    BAD("HEAPSNAP_EVERY_BYTES", v,
+        "expected a positive byte count (K, M, G suffixes allowed)");
+  if ((v = getenv("HEAPSNAP_AT_PEAK")) && *v && parse_bool(v, &cfg.at_peak))
+    BAD("HEAPSNAP_AT_PEAK", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_PEAK_INTERVAL")) && *v &&
+      parse_seconds(v, &cfg.peak_interval))
+    BAD("HEAPSNAP_PEAK_INTERVAL", v, "expected a positive number of seconds");
+  if ((v = getenv("HEAPSNAP_FOLLOW_FORK")) && *v &&
+      parse_bool(v, &cfg.follow_fork))
+    BAD("HEAPSNAP_FOLLOW_FORK", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_FOLLOW_EXEC")) && *v &&
+      parse_bool(v, &cfg.follow_exec))
+    BAD("HEAPSNAP_FOLLOW_EXEC", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_QUIET")) && *v && parse_bool(v, &cfg.quiet))
+    BAD("HEAPSNAP_QUIET", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_WRAPPERS")) && *v) {
+    /* Comma-separated; "file:" and "module:" prefixes choose the kind. */
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+      int kind = HS_WRAP_FUNCTION;
+      if (!strncmp(tok, "file:", 5))
+        kind = HS_WRAP_FILE, tok += 5;
+      else if (!strncmp(tok, "module:", 7))
+        kind = HS_WRAP_MODULE, tok += 7;
+      else if (!strncmp(tok, "function:", 9))
+        tok += 9;
+      if (*tok && hs_add_wrapper(kind, tok) != 0)
+        BAD("HEAPSNAP_WRAPPERS", v, "out of memory");
+    }
+  }
+#undef BAD
+  return 0;
+}
+
+/* ---- file names ---- */
+
+/* Expands the template with %n = seq (or the word when not NULL). */
+static void expand(char *out, size_t len, unsigned n, const char *word) {
+  size_t o = 0;
+  for (const char *p = cfg.output; *p && o + 1 < len; p++) {
+    char tmp[64];
+    const char *add = tmp;
+    if (*p != '%') {
+      out[o++] = *p;
+      continue;
+    }
+    switch (*++p) {
+    case 'p':
+      snprintf(tmp, sizeof tmp, "%ld", (long)getpid());
+      break;
+    case 'n':
+      if (word)
+        add = word;
+      else
+        snprintf(tmp, sizeof tmp, "%u", n);
+      break;
+    case 'e':
+      add = progname;
+      break;
+    default:
+      add = "%";
+      break;
+    }
+    size_t l = strlen(add);
+    if (o + l >= len)
+      l = len - 1 - o;
+    memcpy(out + o, add, l);
+    o += l;
+  }
+  out[o] = '\0';
+}
+
+/* Takes and writes one snapshot; word NULL uses the next free number.
+ * Returns 0 or an HS_E* code (already reported). */
+static int write_snapshot(const char *word) {
+  char path[PATH_MAX];
+  if (word) {
+    expand(path, sizeof path, 0, word);
+  } else if (!strstr(cfg.output, "%n")) {
+    expand(path, sizeof path, seq++, NULL);
+  } else {
+    /* An exec'd image starts again at 0 under the same pid: skip names
+     * that are taken rather than replace another image's file. */
+    do
+      expand(path, sizeof path, seq++, NULL);
+    while (access(path, F_OK) == 0 && seq < 1000000);
+  }
+  hs_snapshot_t *s;
+  int rc = hs_take_snapshot(&s);
+  if (rc == HS_ENOTTRACING)
+    return rc;
+  if (rc == 0) {
+    rc = hs_snapshot_dump(s, path);
+    int e = errno;
+    hs_snapshot_free(s);
+    if (rc == HS_EIO) {
+      say("heapsnap: cannot write %s: %s\n", path, strerror(e));
+      return rc;
+    }
+  }
+  if (rc != 0)
+    say("heapsnap: snapshot for %s failed: %s\n", path, hs_strerror(rc));
+  return rc;
+}
+
+/* ---- the writer thread and its wake-ups ---- */
+
+enum { WAKE_SIGNAL = 's', WAKE_BYTES = 'b', WAKE_QUIT = 'q' };
+
+static void wake(char why) {
+  int saved = errno;
+  ssize_t r = write(wake_pipe[1], &why, 1); /* async-signal-safe */
+  (void)r;
+  errno = saved;
+}
+
+static void on_signal(int signo) {
+  (void)signo;
+  wake(WAKE_SIGNAL);
+}
+
+/* Called under a trace table lock by the allocating thread. */
+static void on_threshold(size_t now) {
+  (void)now;
+  wake(WAKE_BYTES);
+}
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Writer-thread state for the byte and peak triggers. */
+static size_t bytes_base;     /* traced size at the last every-bytes one */
+static size_t peak_taken;     /* traced size when peak_snap was taken */
+static hs_snapshot_t *peak_snap; /* the highest heap seen, not yet written */
+static double peak_written = -1e9; /* when a peak file was last written */
+
+static size_t current_size(void) {
+  size_t c;
+  hs_get_traced_memory(&c, NULL);
+  return c;
+}
+
+/* Growth past which the peak is taken again: 1/64 above the last one, so
+ * a rising heap costs a logarithmic number of captures and the snapshot is
+ * within 1.6% of the true peak. */
+static size_t next_peak(void) { return peak_taken + peak_taken / 64 + 1; }
+
+/* The next traced size worth waking up for. */
+static void arm(void) {
+  size_t at = SIZE_MAX;
+  if (cfg.every_bytes)
+    at = bytes_base + (size_t)cfg.every_bytes;
+  if (cfg.at_peak && next_peak() < at)
+    at = next_peak();
+  if (at != SIZE_MAX)
+    hs__traces_set_trigger(at, on_threshold);
+}
+
+/* Captures are cheap (no symbols, no I/O); the file is rewritten at most
+ * once per HEAPSNAP_PEAK_INTERVAL, and at exit. */
+static void write_peak(void) {
+  if (!peak_snap)
+    return;
+  char path[PATH_MAX];
+  expand(path, sizeof path, 0, "peak");
+  if (hs_snapshot_dump(peak_snap, path) == HS_EIO)
+    say("heapsnap: cannot write %s: %s\n", path, strerror(errno));
+  hs_snapshot_free(peak_snap);
+  peak_snap = NULL;
+  peak_written = mono();
+}
+
+static void check_thresholds(void) {
+  size_t cur = current_size();
+  if (cfg.every_bytes && cur >= bytes_base + cfg.every_bytes) {
+    bytes_base = cur;
+    write_snapshot(NULL);
+  }
+  if (cfg.at_peak && cur >= next_peak()) {
+    hs_snapshot_t *s;
+    if (hs_take_snapshot(&s) == 0) {
+      hs_snapshot_info_t in;
+      hs_snapshot_get_info(s, &in);
+      hs_snapshot_free(peak_snap);
+      peak_snap = s;
+      peak_taken = in.size;
+    }
+  }
+}
+
+static void *writer_main(void *arg) {
+  (void)arg;
+  hs__guard++; /* nothing this thread allocates is the host's */
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  double next_tick = cfg.interval > 0 ? mono() + cfg.interval : 0;
+  bytes_base = current_size();
+  arm();
+  for (;;) {
+    int timeout = -1;
+    double t = mono();
+    if (cfg.interval > 0)
+      timeout = next_tick > t ? (int)((next_tick - t) * 1000) + 1 : 0;
+    if (peak_snap) {
+      double due = peak_written + cfg.peak_interval - t;
+      int w = due > 0 ? (int)(due * 1000) + 1 : 0;
+      if (timeout < 0 || w < timeout)
+        timeout = w;
+    }
+    struct pollfd pfd = {wake_pipe[0], POLLIN, 0};
+    int n = poll(&pfd, 1, timeout);
+    int sig = 0, bytes = 0;
+    if (n > 0) {
+      char buf[64];
+      ssize_t r = read(wake_pipe[0], buf, sizeof buf);
+      for (ssize_t i = 0; i < r; i++) {
+        if (buf[i] == WAKE_QUIT)
+          return NULL;
+        sig |= buf[i] == WAKE_SIGNAL;
+        bytes |= buf[i] == WAKE_BYTES;
+      }
+    }
+    if (sig)
+      write_snapshot(NULL);
+    if (cfg.interval > 0 && mono() >= next_tick) {
+      write_snapshot(NULL);
+      next_tick = mono() + cfg.interval;
+    }
+    if (bytes) {
+      check_thresholds();
+      arm();
+    }
+    if (peak_snap && mono() - peak_written >= cfg.peak_interval)
+      write_peak();
+  }
+}
+
+static int start_writer(void) {
+  if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    return -1;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 256 * 1024);
+  int rc = pthread_create(&writer, &a, writer_main, NULL);
+  pthread_attr_destroy(&a);
+  if (rc != 0) {
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+    wake_pipe[0] = wake_pipe[1] = -1;
+    return -1;
+  }
+  writer_started = 1;
+  return 0;
+}
+
+static int needs_writer(void) {
+  return cfg.signo || cfg.interval > 0 || cfg.every_bytes || cfg.at_peak;
+}
+
+/* Removes this library from LD_PRELOAD so exec'd images run untraced. */
+static void drop_from_preload(void) {
+  const char *v = getenv("LD_PRELOAD");
+  if (!v)
+    return;
+  char buf[4096], out[4096] = "";
+  snprintf(buf, sizeof buf, "%s", v);
+  for (char *save, *tok = strtok_r(buf, " :", &save); tok;
+       tok = strtok_r(NULL, " :", &save)) {
+    if (strstr(tok, "libheapsnap.so"))
+      continue;
+    if (*out)
+      strncat(out, ":", sizeof out - strlen(out) - 1);
+    strncat(out, tok, sizeof out - strlen(out) - 1);
+  }
+  if (*out)
+    setenv("LD_PRELOAD", out, 1);
+  else
+    unsetenv("LD_PRELOAD");
+}
+
+void hs__session_init(void) {
+  if (getauxval(AT_SECURE))
+    return; /* setuid/setgid: never let the environment steer us */
+  hs__guard++;
+  if (read_config() != 0 || cfg.frames == 0)
+    goto out;
+  const char *e = getenv("HEAPSNAP_PROGRAM");
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = '\0';
+  const char *slash = strrchr(exe, '/');
+  const char *name = e && *e ? e : slash ? slash + 1 : exe;
+  size_t nl = strnlen(name, sizeof progname - 1);
+  memcpy(progname, name, nl);
+  progname[nl] = '\0';
+  if (!cfg.follow_exec)
+    drop_from_preload();
+  if (hs_start(cfg.frames) != 0)
+    goto out;
+  if (needs_writer() && start_writer() != 0) {
+    say("heapsnap: cannot start the snapshot thread; only the exit "
+        "snapshot will be written\n");
+    cfg.signo = 0, cfg.interval = 0, cfg.every_bytes = 0, cfg.at_peak = 0;
+  }
+  if (cfg.signo) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(cfg.signo, &sa, NULL);
+  }
+  active = 1;
+out:
+  hs__guard--;
+}
+
+void hs__session_fork_child(void) {
+  if (!active)
+    return;
+  writer_started = 0;
+  if (!cfg.follow_fork) {
+    active = 0;
+    hs__traces_set_trigger(SIZE_MAX, NULL);
+    hs_stop();
+    return;
+  }
+  seq = 0;
+  if (wake_pipe[0] >= 0) {
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+    wake_pipe[0] = wake_pipe[1] = -1;
+  }
+  /* The writer thread did not survive the fork; the child gets its own. */
+  if (needs_writer() && start_writer() != 0)
+    cfg.interval = 0, cfg.every_bytes = 0, cfg.at_peak = 0, cfg.signo = 0;
+}
+
+void hs__session_exit(void) {
+  if (!active)
+    return;
+  active = 0;
+  hs__guard++;
+  int saved = errno;
+  int joined = 1;
+  if (writer_started) {
+    hs__traces_set_trigger(SIZE_MAX, NULL);
+    wake(WAKE_QUIT);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5; /* never hang the host's exit on a slow disk */
+    if (pthread_timedjoin_np(writer, NULL, &ts) != 0) {
+      pthread_detach(writer);
+      joined = 0; /* it still owns its state */
+    }
+  }
+  if (joined)
+    write_peak();
+  if (cfg.at_exit && hs_is_tracing())
+    write_snapshot(NULL);
+  errno = saved;
+  hs__guard--;
+}

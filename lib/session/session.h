@@ -1,0 +1,20 @@
+/* session.h - what the preloaded (or linked) library does on its own, from
+ * the HEAPSNAP_* environment: start tracing, and write snapshots on the
+ * triggers the user asked for. */
+#ifndef HS_SESSION_H
+#define HS_SESSION_H
+
+#include "../common/internal.h"
+
+/* Reads HEAPSNAP_*, starts tracing and the triggers. Ignored in secure
+ * execution. A bad value is reported on stderr and leaves tracing off. */
+HS_HIDDEN void hs__session_init(void);
+/* In the child of fork(): a writer thread of its own, or tracing off when
+ * HEAPSNAP_FOLLOW_FORK=0. */
+HS_HIDDEN void hs__session_fork_child(void);
+/* At exit: stop the writer, write the exit snapshot. */
+HS_HIDDEN void hs__session_exit(void);
+/* "USR2", "SIGUSR2", "RTMIN+3" or a number; -1 when not a usable signal. */
+HS_HIDDEN int hs__parse_signal(const char *name);
+
+#endif

@@ -1,0 +1,495 @@
+/* heapsnap.c - the launcher: `heapsnap run [options] -- PROGRAM [ARGS...]`
+ * preloads libheapsnap into an unmodified program, passes its exit status
+ * through unchanged, and reports where the snapshots are and the top sites. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heapsnap.h"
+
+#ifndef HS_BUILD_LIBDIR
+#define HS_BUILD_LIBDIR ""
+#endif
+#ifndef HS_INSTALL_LIBDIR
+#define HS_INSTALL_LIBDIR ""
+#endif
+
+static const char *me = "heapsnap";
+
+static void usage(FILE *f) {
+  fprintf(f,
+"Usage: heapsnap run [OPTIONS] -- PROGRAM [ARGS...]\n"
+"       heapsnap --help | --version\n"
+"\n"
+"Runs PROGRAM with libheapsnap preloaded, tracing every heap allocation, and\n"
+"writes .hsnap snapshots (read them with snapdiff). PROGRAM's output and exit\n"
+"status are passed through unchanged; heapsnap's own report goes to stderr.\n"
+"\n"
+"Options:\n"
+"  -n, --frames N        frames per stack, 1 to 256 (default 16)\n"
+"  -o, --output TEMPLATE snapshot path; %%p process id, %%n sequence number,\n"
+"                        %%e program name, %%%% a percent sign\n"
+"                        (default ./heapsnap.%%e.%%p.%%n.hsnap)\n"
+"      --signal SIG      take a snapshot when SIG arrives (e.g. USR2)\n"
+"      --interval SECS   take a snapshot every SECS seconds\n"
+"      --every-bytes N   take a snapshot each time the traced heap grows by\n"
+"                        N bytes (K, M, G suffixes)\n"
+"      --at-peak         keep a snapshot of the heap at its peak (file %%n=peak)\n"
+"      --no-at-exit      do not take the snapshot at exit (the leaks)\n"
+"  -w, --wrapper PAT     treat functions matching PAT as allocation wrappers\n"
+"                        (file:PAT and module:PAT for the other kinds)\n"
+"      --no-follow       trace neither forked children nor exec'd programs\n"
+"      --no-follow-fork  do not trace forked children\n"
+"      --no-follow-exec  do not trace programs started with exec\n"
+"      --top N           sites in the final report (default 10, 0 = none)\n"
+"  -q, --quiet           no report at the end\n"
+"  -h, --help            this help\n"
+"  -V, --version         the version\n"
+"\n"
+"Environment read by the preloaded library (set by this launcher):\n"
+"  HEAPSNAP_FRAMES, HEAPSNAP_OUTPUT, HEAPSNAP_SIGNAL, HEAPSNAP_INTERVAL,\n"
+"  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
+"  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_FOLLOW_FORK,\n"
+"  HEAPSNAP_FOLLOW_EXEC. See docs/launcher.md.\n");
+}
+
+/* The library next to this program, in the build tree or the install. */
+static int find_library(char *out, size_t len) {
+  const char *env = getenv("HEAPSNAP_LIBRARY");
+  if (env && *env) {
+    snprintf(out, len, "%s", env);
+    return access(out, R_OK) == 0 ? 0 : -1;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0)
+    return -1;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash)
+    *slash = '\0';
+  const char *cands[] = {"%s/../lib/libheapsnap.so",
+                         "%s/../../lib/libheapsnap.so",
+                         "%s/../lib64/libheapsnap.so", "%s/libheapsnap.so"};
+  for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+    snprintf(out, len, cands[i], exe);
+    char real[PATH_MAX];
+    if (access(out, R_OK) == 0 && realpath(out, real)) {
+      snprintf(out, len, "%s", real);
+      return 0;
+    }
+  }
+  const char *fixed[] = {HS_BUILD_LIBDIR, HS_INSTALL_LIBDIR};
+  for (size_t i = 0; i < 2; i++) {
+    if (!*fixed[i])
+      continue;
+    snprintf(out, len, "%s/libheapsnap.so", fixed[i]);
+    if (access(out, R_OK) == 0)
+      return 0;
+  }
+  return -1;
+}
+
+/* A positive byte count with an optional K, M or G suffix. */
+static int valid_bytes(const char *v) {
+  char *end;
+  if (!*v || *v == '-')
+    return 0;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno || end == v || n == 0)
+    return 0;
+  if (*end && strchr("kKmMgG", *end))
+    end++;
+  return *end == '\0';
+}
+
+static int valid_template(const char *t) {
+  if (!*t)
+    return 0;
+  for (const char *p = t; *p; p++)
+    if (*p == '%' && !strchr("pne%", *++p))
+      return 0;
+  return 1;
+}
+
+/* The template's directory and its file name as an fnmatch pattern. */
+static void template_parts(const char *tmpl, char *dir, size_t dlen,
+                           char *pat, size_t plen) {
+  const char *slash = strrchr(tmpl, '/');
+  if (slash) {
+    snprintf(dir, dlen, "%.*s", (int)(slash - tmpl), tmpl);
+    if (!*dir)
+      snprintf(dir, dlen, "/");
+  } else {
+    snprintf(dir, dlen, ".");
+  }
+  const char *name = slash ? slash + 1 : tmpl;
+  size_t o = 0;
+  for (const char *p = name; *p && o + 2 < plen; p++) {
+    if (*p == '%' && p[1] && p[1] != '%') {
+      pat[o++] = '*';
+      p++;
+    } else if (*p == '%' && p[1] == '%') {
+      pat[o++] = '%';
+      p++;
+    } else {
+      if (strchr("*?[\\", *p))
+        pat[o++] = '\\';
+      pat[o++] = *p;
+    }
+  }
+  pat[o] = '\0';
+}
+
+typedef struct found {
+  char path[PATH_MAX + 512];
+  struct timespec mtime;
+} found_t;
+
+static int by_mtime(const void *a, const void *b) {
+  const found_t *x = a, *y = b;
+  if (x->mtime.tv_sec != y->mtime.tv_sec)
+    return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+  if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+    return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+  return strcmp(x->path, y->path);
+}
+
+/* Snapshots matching the template written since start, oldest first. */
+static found_t *list_snapshots(const char *tmpl, time_t start, size_t *n) {
+  char dir[PATH_MAX], pat[PATH_MAX];
+  template_parts(tmpl, dir, sizeof dir, pat, sizeof pat);
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d)
+    return NULL;
+  found_t *list = NULL;
+  size_t cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (fnmatch(pat, e->d_name, 0) != 0 || strstr(e->d_name, ".tmp."))
+      continue;
+    char path[PATH_MAX + 512];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >=
+        sizeof path)
+      continue;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < start)
+      continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      found_t *nl = realloc(list, cap * sizeof *nl);
+      if (!nl)
+        break;
+      list = nl;
+    }
+    memcpy(list[*n].path, path, sizeof path);
+    list[*n].mtime = st.st_mtim;
+    ++*n;
+  }
+  closedir(d);
+  if (*n)
+    qsort(list, *n, sizeof *list, by_mtime);
+  return list;
+}
+
+/* Drops from list what was already there, unchanged, before the run. */
+static size_t only_new(found_t *list, size_t n, const found_t *before,
+                       size_t nb) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    int old = 0;
+    for (size_t j = 0; j < nb && !old; j++)
+      old = !strcmp(list[i].path, before[j].path) &&
+            list[i].mtime.tv_sec == before[j].mtime.tv_sec &&
+            list[i].mtime.tv_nsec == before[j].mtime.tv_nsec;
+    if (!old)
+      list[k++] = list[i];
+  }
+  return k;
+}
+
+static void report(const char *tmpl, time_t start, const found_t *before,
+                   size_t nb, pid_t child, int top) {
+  size_t n;
+  found_t *list = list_snapshots(tmpl, start, &n);
+  n = only_new(list, n, before, nb);
+  if (!n) {
+    fprintf(stderr, "%s: no snapshot was written (template %s)\n", me, tmpl);
+    free(list);
+    return;
+  }
+  fprintf(stderr, "%s: %zu snapshot%s written:\n", me, n, n == 1 ? "" : "s");
+  size_t shown = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (n > 20 && i >= 10 && i < n - 10) {
+      if (!shown++)
+        fprintf(stderr, "%s:   ... %zu more ...\n", me, n - 20);
+      continue;
+    }
+    fprintf(stderr, "%s:   %s\n", me, list[i].path);
+  }
+  /* Report the main process's newest snapshot: its leaks at exit. */
+  char pidstr[32];
+  snprintf(pidstr, sizeof pidstr, ".%ld.", (long)child);
+  const char *pick = list[n - 1].path;
+  for (size_t i = n; i-- > 0;)
+    if (strstr(list[i].path, pidstr) && !strstr(list[i].path, ".peak.")) {
+      pick = list[i].path;
+      break;
+    }
+  hs_snapshot_t *s;
+  char err[512];
+  if (top > 0 && hs_snapshot_load(pick, &s, err, sizeof err) == 0) {
+    hs_statistics_t *st;
+    if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0) {
+      char sz[32];
+      fprintf(stderr, "%s: top %d allocation sites by line in %s (total %s "
+                      "in %llu blocks):\n",
+              me, top, pick, hs_format_size((double)st->total_size, 0, sz,
+                                            sizeof sz),
+              (unsigned long long)st->total_count);
+      for (size_t i = 0; i < st->count && i < (size_t)top; i++) {
+        char line[4096];
+        hs_statistic_format(&st->stats[i], HS_KEY_LINENO, line, sizeof line);
+        fprintf(stderr, "%s:   #%zu %s\n", me, i + 1, line);
+      }
+      hs_statistics_free(st);
+    }
+    hs_snapshot_free(s);
+  } else if (top > 0) {
+    fprintf(stderr, "%s: %s\n", me, err);
+  }
+  free(list);
+}
+
+static int setenv_checked(const char *k, const char *v) {
+  if (setenv(k, v, 1) != 0) {
+    fprintf(stderr, "%s: cannot set %s: %s\n", me, k, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  enum {
+    O_SIGNAL = 256, O_INTERVAL, O_EVERY, O_PEAK, O_NOEXIT, O_NOFOLLOW,
+    O_NOFORK, O_NOEXEC, O_TOP
+  };
+  static const struct option opts[] = {
+      {"frames", required_argument, 0, 'n'},
+      {"output", required_argument, 0, 'o'},
+      {"signal", required_argument, 0, O_SIGNAL},
+      {"interval", required_argument, 0, O_INTERVAL},
+      {"every-bytes", required_argument, 0, O_EVERY},
+      {"at-peak", no_argument, 0, O_PEAK},
+      {"no-at-exit", no_argument, 0, O_NOEXIT},
+      {"wrapper", required_argument, 0, 'w'},
+      {"no-follow", no_argument, 0, O_NOFOLLOW},
+      {"no-follow-fork", no_argument, 0, O_NOFORK},
+      {"no-follow-exec", no_argument, 0, O_NOEXEC},
+      {"top", required_argument, 0, O_TOP},
+      {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+    printf("heapsnap %s\n", HS_VERSION_STRING);
+    return 0;
+  }
+  if (strcmp(argv[1], "run") != 0) {
+    fprintf(stderr, "%s: unknown command '%s' (try 'heapsnap --help')\n", me,
+            argv[1]);
+    return 2;
+  }
+  int frames = HS_DEFAULT_FRAMES, top = 10, quiet = 0;
+  char output[PATH_MAX] = "heapsnap.%e.%p.%n.hsnap";
+  char wrappers[8192] = "";
+  const char *signal_name = NULL, *interval = NULL, *every = NULL;
+  int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
+  optind = 2;
+  int c;
+  while ((c = getopt_long(argc, argv, "+n:o:w:qhV", opts, NULL)) != -1) {
+    char *end;
+    switch (c) {
+    case 'n':
+      errno = 0;
+      frames = (int)strtol(optarg, &end, 10);
+      if (errno || *end || frames < 1 || frames > HS_MAX_FRAMES) {
+        fprintf(stderr, "%s: --frames %s: expected 1 to %d\n", me, optarg,
+                HS_MAX_FRAMES);
+        return 2;
+      }
+      break;
+    case 'o':
+      if (!valid_template(optarg)) {
+        fprintf(stderr, "%s: --output %s: only %%p, %%n, %%e and %%%% may "
+                        "follow a %%\n", me, optarg);
+        return 2;
+      }
+      snprintf(output, sizeof output, "%s", optarg);
+      break;
+    case O_SIGNAL: signal_name = optarg; break;
+    case O_INTERVAL: interval = optarg; break;
+    case O_EVERY: every = optarg; break;
+    case O_PEAK: at_peak = 1; break;
+    case O_NOEXIT: at_exit = 0; break;
+    case 'w':
+      if (strlen(wrappers) + strlen(optarg) + 2 >= sizeof wrappers ||
+          strchr(optarg, ',')) {
+        fprintf(stderr, "%s: --wrapper %s: too long or contains a comma\n",
+                me, optarg);
+        return 2;
+      }
+      if (*wrappers)
+        strcat(wrappers, ",");
+      strcat(wrappers, optarg);
+      break;
+    case O_NOFOLLOW: follow_fork = follow_exec = 0; break;
+    case O_NOFORK: follow_fork = 0; break;
+    case O_NOEXEC: follow_exec = 0; break;
+    case O_TOP:
+      errno = 0;
+      top = (int)strtol(optarg, &end, 10);
+      if (errno || *end || top < 0) {
+        fprintf(stderr, "%s: --top %s: expected a number >= 0\n", me, optarg);
+        return 2;
+      }
+      break;
+    case 'q': quiet = 1; break;
+    case 'h': usage(stdout); return 0;
+    case 'V': printf("heapsnap %s\n", HS_VERSION_STRING); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind >= argc) {
+    fprintf(stderr, "%s: no program to run (heapsnap run [OPTIONS] -- "
+                    "PROGRAM [ARGS...])\n", me);
+    return 2;
+  }
+  /* Validate here what the library would reject, so the user learns it
+   * before the program runs. */
+  {
+    char *end;
+    if (interval && (strtod(interval, &end) <= 0 || *end)) {
+      fprintf(stderr, "%s: --interval %s: expected a positive number of "
+                      "seconds\n", me, interval);
+      return 2;
+    }
+    if (every && !valid_bytes(every)) {
+      fprintf(stderr, "%s: --every-bytes %s: expected a byte count such as "
+                      "64M\n", me, every);
+      return 2;
+    }
+  }
+  char lib[PATH_MAX];
+  if (find_library(lib, sizeof lib) != 0) {
+    fprintf(stderr, "%s: cannot find libheapsnap.so (set HEAPSNAP_LIBRARY)\n",
+            me);
+    return 1;
+  }
+  /* An absolute template: the program may change directory. */
+  char abs[2 * PATH_MAX + 2];
+  if (output[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      fprintf(stderr, "%s: getcwd: %s\n", me, strerror(errno));
+      return 1;
+    }
+    snprintf(abs, sizeof abs, "%s/%s", cwd, output);
+    if (strlen(abs) >= PATH_MAX - 64) {
+      fprintf(stderr, "%s: --output %s: path too long\n", me, abs);
+      return 2;
+    }
+  } else {
+    snprintf(abs, sizeof abs, "%s", output);
+  }
+  char dir[PATH_MAX], pat[PATH_MAX];
+  template_parts(abs, dir, sizeof dir, pat, sizeof pat);
+  if (access(dir, W_OK) != 0) {
+    fprintf(stderr, "%s: cannot write snapshots in %s: %s\n", me, dir,
+            strerror(errno));
+    return 1;
+  }
+  char preload[PATH_MAX * 3], num[32];
+  const char *old = getenv("LD_PRELOAD");
+  snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "",
+           old && *old ? old : "");
+  snprintf(num, sizeof num, "%d", frames);
+  if (setenv_checked("LD_PRELOAD", preload) ||
+      setenv_checked("HEAPSNAP_FRAMES", num) ||
+      setenv_checked("HEAPSNAP_OUTPUT", abs) ||
+      setenv_checked("HEAPSNAP_AT_EXIT", at_exit ? "1" : "0") ||
+      setenv_checked("HEAPSNAP_FOLLOW_FORK", follow_fork ? "1" : "0") ||
+      setenv_checked("HEAPSNAP_FOLLOW_EXEC", follow_exec ? "1" : "0") ||
+      (signal_name && setenv_checked("HEAPSNAP_SIGNAL", signal_name)) ||
+      (interval && setenv_checked("HEAPSNAP_INTERVAL", interval)) ||
+      (every && setenv_checked("HEAPSNAP_EVERY_BYTES", every)) ||
+      (at_peak && setenv_checked("HEAPSNAP_AT_PEAK", "1")) ||
+      (*wrappers && setenv_checked("HEAPSNAP_WRAPPERS", wrappers)))
+    return 1;
+
+  time_t start = time(NULL);
+  size_t nbefore = 0;
+  found_t *before = quiet ? NULL : list_snapshots(abs, 0, &nbefore);
+  /* As system() does: the terminal's SIGINT and SIGQUIT go to the program;
+   * the launcher waits for it and reports. */
+  struct sigaction ign = {0}, old_int, old_quit;
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ign, &old_int);
+  sigaction(SIGQUIT, &ign, &old_quit);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "%s: fork: %s\n", me, strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    execvp(argv[optind], argv + optind);
+    int e = errno;
+    fprintf(stderr, "%s: cannot run %s: %s\n", me, argv[optind], strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!quiet)
+    report(abs, start, before, nbefore, pid, top);
+  free(before);
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    /* Die the same way, so the caller sees the same status. */
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none); /* the program already dumped its core */
+    raise(sig);
+    return 128 + sig;
+  }
+  return 1;
+}
