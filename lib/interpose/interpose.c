@@ -171,6 +171,8 @@ EXPORT void *calloc(size_t n, size_t size) {
 }
 
 static void *pool_realloc(void *old, size_t size) {
+  if (old && size == 0)
+    return NULL; /* glibc frees and returns NULL; pool blocks stay */
   void *p = pool_alloc(size, 16);
   if (p && old && in_pool(old)) {
     size_t n = pool_size(old);
@@ -181,6 +183,8 @@ static void *pool_realloc(void *old, size_t size) {
 
 static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   if (in_pool(old)) {
+    if (size == 0)
+      return NULL; /* as glibc's realloc(p, 0): p is "freed" */
     void *p = real.malloc(size);
     if (p) {
       size_t n = pool_size(old);
@@ -196,6 +200,9 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   size_t old_size = 0;
   uint32_t old_stack = 0;
   int saved = errno, had = 0;
+  /* The state the old trace belongs to: if a start, stop or clear comes
+   * before a failed realloc puts it back, the insert is refused. */
+  unsigned s0 = hs__state_now();
   hs__guard++;
   if (old)
     had = hs__traces_remove(0, (uintptr_t)old, &old_size, &old_stack);
@@ -204,11 +211,8 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   saved = errno;
   if (p)
     hs__record_alloc(p, size, caller);
-  else if (had && size != 0) { /* failed: the old block lives on */
-    unsigned s = hs__state_now();
-    if (hs__state_tracing(s))
-      (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s);
-  }
+  else if (had && size != 0) /* failed: the old block lives on */
+    (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s0);
   hs__guard--;
   errno = saved;
   return p;
