@@ -96,6 +96,10 @@ typedef struct hs_stats {
   uint64_t stack_table_bytes; /* part of tracer_memory: interned stacks */
   uint64_t dropped_traces;    /* allocations not traced: heapsnap lacked memory or room */
   uint64_t dropped_bytes;     /* their requested bytes */
+  uint64_t alloc_calls;       /* blocks traced since start or clear: each
+                                 malloc, calloc, memalign... and each
+                                 realloc that returned a block counts once,
+                                 as heaptrack counts them */
 } hs_stats_t;
 
 /* Fills *out. Always succeeds (counters are read without stopping threads,

@@ -169,6 +169,7 @@ void hs_get_stats(hs_stats_t *out) {
   out->stack_table_bytes = hs__mem_used(HS_MEM_STACKS);
   out->dropped_traces = atomic_load(&dropped_traces);
   out->dropped_bytes = atomic_load(&dropped_bytes);
+  out->alloc_calls = hs__traces_inserts();
 }
 
 int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {

@@ -67,6 +67,8 @@ HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
 HS_HIDDEN void hs__traces_set_trigger(size_t at, void (*fn)(size_t now));
 HS_HIDDEN void hs__traces_reset_peak(void);
 HS_HIDDEN uint64_t hs__traces_count(void);
+/* Traces recorded (allocation calls seen) since the last start or clear. */
+HS_HIDDEN uint64_t hs__traces_inserts(void);
 HS_HIDDEN void hs__traces_lock_all(void);
 HS_HIDDEN void hs__traces_unlock_all(void);
 HS_HIDDEN void hs__traces_reset_locks(void);

@@ -28,6 +28,7 @@ typedef struct trace_shard {
   uint32_t mask;  /* protected by lock */
   uint32_t count; /* protected by lock */
   slot_t *slots;  /* protected by lock */
+  uint64_t inserts; /* traces recorded since the last clear; by lock */
 } __attribute__((aligned(HS_CACHELINE))) trace_shard_t;
 
 typedef struct wide {
@@ -44,6 +45,7 @@ static struct {
   uint32_t mask;      /* protected by lock */
   atomic_uint count;  /* written under lock, read without it */
   wide_t *e;          /* protected by lock */
+  uint64_t inserts;   /* protected by lock */
 } wide;
 
 static atomic_size_t current, peak;
@@ -151,6 +153,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   }
   int64_t j = shard_find(sh, ptr, h);
   uint64_t meta = ((uint64_t)size << HS_STACK_ID_BITS) | stack;
+  __atomic_store_n(&sh->inserts, sh->inserts + 1, __ATOMIC_RELAXED);
   if (j >= 0) {
     sub_current(sh->slots[j].meta >> HS_STACK_ID_BITS);
     sh->slots[j].meta = meta;
@@ -160,6 +163,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   if (!sh->slots || (sh->count + 1) * 4 > (sh->mask + 1) * 3) {
     /* Past 3/4 a failed growth still leaves room to probe into. */
     if (shard_grow(sh) != 0 && (!sh->slots || sh->count + 2 > sh->mask + 1)) {
+      __atomic_store_n(&sh->inserts, sh->inserts - 1, __ATOMIC_RELAXED);
       rc = HS_ENOMEM;
       goto out;
     }
@@ -254,10 +258,12 @@ static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
     goto out;
   }
   int64_t j = wide_find(ptr, domain, h);
+  __atomic_store_n(&wide.inserts, wide.inserts + 1, __ATOMIC_RELAXED);
   if (j < 0) {
     unsigned n = atomic_load_explicit(&wide.count, memory_order_relaxed);
     if (!wide.e || (n + 1) * 4 > (wide.mask + 1) * 3) {
       if (wide_grow() != 0 && (!wide.e || n + 2 > wide.mask + 1)) {
+        __atomic_store_n(&wide.inserts, wide.inserts - 1, __ATOMIC_RELAXED);
         rc = HS_ENOMEM;
         goto out;
       }
@@ -357,6 +363,13 @@ void hs__traces_reset_peak(void) {
   atomic_store_explicit(&peak, atomic_load(&current), memory_order_relaxed);
 }
 
+uint64_t hs__traces_inserts(void) {
+  uint64_t n = __atomic_load_n(&wide.inserts, __ATOMIC_RELAXED);
+  for (unsigned i = 0; i < TRACE_SHARDS; i++)
+    n += __atomic_load_n(&shards[i].inserts, __ATOMIC_RELAXED);
+  return n;
+}
+
 uint64_t hs__traces_count(void) {
   uint64_t n = atomic_load_explicit(&wide.count, memory_order_relaxed);
   for (unsigned i = 0; i < TRACE_SHARDS; i++)
@@ -395,6 +408,7 @@ void hs__traces_clear_locked(void) {
     hs__mem_free(HS_MEM_TRACES, wide.e, (wide.mask + 1) * sizeof(wide_t));
   wide.e = NULL;
   wide.mask = 0;
+  __atomic_store_n(&wide.inserts, 0, __ATOMIC_RELAXED);
   atomic_store(&wide.count, 0);
   atomic_store(&current, 0);
   atomic_store(&peak, 0);

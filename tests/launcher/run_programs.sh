@@ -62,7 +62,9 @@ print(len(rows), len(index), sum(r["id"] for r in rows) % 1000003)
 print("to stderr", file=sys.stderr)
 sys.exit(4)
 PY
-  PYTHONMALLOC=malloc run python3 "" python3 "$work/alloc.py"
+  # The interpreter itself: a pyenv shim would add a bash process tree.
+  py=$(python3 -c 'import sys; print(sys.executable)')
+  PYTHONMALLOC=malloc run python3 "" "$py" "$work/alloc.py"
 else
   skip python3 "python3 is not installed"
 fi

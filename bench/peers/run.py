@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""run.py - the peers benchmark: the same workloads untraced, under heapsnap
+(nframe 1, 16, 64, 256), heaptrack, valgrind massif and, for python3,
+CPython's tracemalloc; wall-time ratios to untraced and peak RSS, in one run.
+
+Usage: run.py LIBHEAPSNAP WORKLOAD [--ops N] [--skip-massif]"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PY_SCRIPT = ("x = [{'id': i, 'name': str(i)} for i in range(1000000)]\n"
+             "del x\n")
+
+
+def measure(cmd, env, cwd, repeat):
+    """Best wall time of repeat runs, and the peak RSS (KiB) of the process
+    tree (wait4 reports the largest process of it)."""
+    best, rss = None, 0
+    for _ in range(repeat):
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.monotonic() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None, None
+        best = dt if best is None else min(best, dt)
+        rss = max(rss, ru.ru_maxrss)
+    return best, rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("lib")
+    ap.add_argument("workload")
+    ap.add_argument("--ops", type=int, default=1000000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-massif", action="store_true")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="hs-peers.")
+    base = dict(os.environ)
+    for k in list(base):
+        if k.startswith("HEAPSNAP_") or k in ("LD_PRELOAD", "PYTHONTRACEMALLOC"):
+            del base[k]
+    have_ht = shutil.which("heaptrack") is not None
+    have_vg = shutil.which("valgrind") is not None and not a.skip_massif
+    # The interpreter itself, not a launcher script (pyenv shims are bash
+    # scripts that fork several processes per call).
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
+    if py is None and shutil.which("python3"):
+        py = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"],
+                            capture_output=True, text=True).stdout.strip()
+
+    workloads = [
+        ("alloc-heavy, 1 thread", [a.workload, "1", str(a.ops)], {}),
+        ("alloc-heavy, 2 threads", [a.workload, "2", str(a.ops // 2)], {}),
+    ]
+    if py:
+        workloads.append(("python3, 1M dicts", [py, "-c", PY_SCRIPT],
+                          {"PYTHONMALLOC": "malloc"}))
+    else:
+        print("NOTE: python3 is not installed: the python3 workload is skipped")
+
+    results = {}
+    for name, cmd, extra in workloads:
+        env0 = dict(base, **extra)
+        rows = []
+
+        def run(label, c, env, repeat=a.repeat):
+            t, rss = measure(c, env, tmp, repeat)
+            rows.append((label, t, rss))
+
+        run("untraced", cmd, env0)
+        for n in (1, 16, 64, 256):
+            run("heapsnap nframe=%d" % n, cmd, dict(env0, LD_PRELOAD=a.lib,
+                HEAPSNAP_FRAMES=str(n), HEAPSNAP_OUTPUT=tmp + "/hs.%p.%n.hsnap"))
+        if have_ht:
+            run("heaptrack", ["heaptrack", "-o", tmp + "/ht"] + cmd, env0,
+                repeat=1)
+        if have_vg:
+            run("valgrind massif", ["valgrind", "--tool=massif",
+                "--massif-out-file=" + tmp + "/massif.out"] + cmd, env0,
+                repeat=1)
+        if cmd[0] == py:
+            for n in (1, 25):
+                run("tracemalloc %d frame%s" % (n, "s" if n > 1 else ""), cmd,
+                    dict(env0, PYTHONTRACEMALLOC=str(n)))
+        results[name] = rows
+
+    print("peers benchmark: wall time (best of %d; 1 run for heaptrack and "
+          "massif) and peak RSS of the process tree" % a.repeat)
+    verdicts = []
+    for name, rows in results.items():
+        print("\n== %s" % name)
+        t0, r0 = rows[0][1], rows[0][2]
+        print("  %-22s %9s %8s %10s" % ("tool", "time (s)", "ratio", "peak RSS"))
+        for label, t, rss in rows:
+            if t is None:
+                print("  %-22s %9s" % (label, "failed"))
+                continue
+            print("  %-22s %9.3f %7.2fx %7.1f MiB" % (label, t, t / t0,
+                                                      rss / 1024))
+        by = {label: (t, rss) for label, t, rss in rows}
+        hs, ht = by.get("heapsnap nframe=256"), by.get("heaptrack")
+        if hs and ht and hs[0] and ht[0]:
+            ov_hs, ov_ht = hs[0] - t0, ht[0] - t0
+            rss_hs, rss_ht = hs[1] - r0, ht[1] - r0
+            ok_t = ov_hs <= ov_ht / 4
+            ok_m = rss_hs < rss_ht
+            print("  full depth: heapsnap overhead %.3f s vs heaptrack %.3f s "
+                  "(%.1f%% of it; target <= 25%%) %s" %
+                  (ov_hs, ov_ht, 100 * ov_hs / ov_ht if ov_ht > 0 else 0,
+                   "PASS" if ok_t else "MISS"))
+            print("  peak RSS overhead: heapsnap %.1f MiB vs heaptrack %.1f MiB"
+                  " %s" % (rss_hs / 1024, rss_ht / 1024,
+                           "PASS" if ok_m else "MISS"))
+            verdicts += [ok_t, ok_m]
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
