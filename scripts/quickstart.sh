@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # Build tools and libraries, plus what the integration tests run.
 packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev zlib1g-dev)
 if [ "$mode" = test ]; then
-  packages+=(python3)
+  # The integration tests run real programs and compare with heaptrack.
+  packages+=(python3 perl git sqlite3 heaptrack zstd)
 fi
 missing=()
 for p in "${packages[@]}"; do
