@@ -6,7 +6,8 @@ mode=${1:-demo}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 # Build tools and libraries, plus what the integration tests run.
-packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev zlib1g-dev)
+packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler)
 if [ "$mode" = test ]; then
   # The integration tests run real programs and compare with heaptrack.
   packages+=(python3 perl git sqlite3 heaptrack zstd)
@@ -24,6 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
+
+# What the snapdiff tests read their output with (a browser, protoc).
+[ "$mode" = test ] && bash "$root/scripts/test-deps.sh"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 werror=OFF

@@ -182,13 +182,12 @@ START_TEST(by_traceback) {
   ck_assert_uint_eq(a->frames[1].lineno, line_call_a);
   /* The whole stack counts: all 100 calls share one traceback. */
   ck_assert_uint_eq(a->count, 100);
+  hs_statistics_free(st);
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 1, &st),
                    HS_EINVAL);
   ck_assert_ptr_null(st);
-  hs_statistics_free((hs_statistics_t *)NULL);
-  hs_snapshot_free(s);
   hs_statistics_free(NULL);
-  (void)a;
+  hs_snapshot_free(s);
 }
 END_TEST
 
