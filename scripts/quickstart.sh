@@ -57,7 +57,7 @@ sanitized_run() { # preset, ctest label
 case $mode in
 demo)
   configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  "$build/examples/trace_demo"
+  "$build/examples/populations"
   ;;
 test)
   # Sanitizer flavours first (unit suites only: their runtimes own malloc),

@@ -132,6 +132,10 @@ static const struct {
     {HS_WRAP_FUNCTION, "std::allocator_traits*"},
     {HS_WRAP_FUNCTION, "rl_*"},          {HS_WRAP_FUNCTION, "hs_*"},
     {HS_WRAP_FILE, "/usr/include/c++/*"},
+    /* reclayout's static helpers (and tail calls) hide behind rl_* names:
+     * its source files are wrappers as a whole. */
+    {HS_WRAP_FILE, "*/lib/reclayout/*"},
+    {HS_WRAP_MODULE, "libreclayout.so*"},
     {HS_WRAP_MODULE, "libc.so*"},        {HS_WRAP_MODULE, "libstdc++.so*"},
     {HS_WRAP_MODULE, "libheapsnap.so*"}, {HS_WRAP_MODULE, "ld-linux*"},
 };

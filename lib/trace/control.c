@@ -27,6 +27,17 @@ void hs__count_drop(size_t size) {
   atomic_fetch_add_explicit(&dropped_bytes, size, memory_order_relaxed);
 }
 
+/* Per-thread memo of recent stacks: hash -> id for the current state.
+ * A hit skips the stack shard's lock and the frame comparison; it trusts
+ * the 64-bit hash of the frames (and their count), whose chance of a
+ * collision between two live stacks is about n^2 / 2^65. */
+#define STACK_MEMO 64
+static __thread struct {
+  uint64_t hash;
+  uint32_t id;
+  unsigned state;
+} stack_memo[STACK_MEMO] __attribute__((tls_model("initial-exec")));
+
 /* Records a block for (domain, ptr) with the stack above caller_ret.
  * hot path: no global lock; allocates only for a new stack or a growing
  * table, and then from the real allocator (the guard is held). */
@@ -42,8 +53,17 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
       frames, atomic_load_explicit(&nframe_active, memory_order_relaxed),
       caller_ret);
   uint32_t id;
-  int is_new;
-  int rc = hs__stack_intern(frames, n, s, &id, &is_new);
+  int is_new = 0, rc = 0;
+  uint64_t h = hs__stack_hash(frames, n);
+  __typeof__(stack_memo[0]) *m = &stack_memo[h & (STACK_MEMO - 1)];
+  if (m->hash == h && m->state == s) {
+    id = m->id;
+  } else if ((rc = hs__stack_intern_hashed(frames, n, h, s, &id, &is_new)) ==
+             0) {
+    m->hash = h;
+    m->id = id;
+    m->state = s;
+  }
   if (rc == 0)
     rc = hs__traces_insert(domain, ptr, size, id, s);
   if (rc == HS_ENOMEM)

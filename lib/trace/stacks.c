@@ -25,13 +25,26 @@ typedef struct stack_shard {
 
 static stack_shard_t shards[HS_STACK_SHARDS];
 
-static uint64_t hash_frames(const uintptr_t *f, int n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-  for (int i = 0; i < n; i++) {
-    h ^= (uint64_t)f[i];
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
+/* Four independent lanes: a single multiply chain over 64 frames is a
+ * long serial dependency, and this runs once per traced allocation. */
+uint64_t hs__stack_hash(const uintptr_t *f, int n) {
+  const uint64_t k = 0xff51afd7ed558ccdull;
+  uint64_t a = 0x9E3779B97F4A7C15ull ^ (uint64_t)n, b = 0xC2B2AE3D27D4EB4Full,
+           c = 0x165667B19E3779F9ull, d = 0x27D4EB2F165667C5ull;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a = (a ^ f[i]) * k;
+    b = (b ^ f[i + 1]) * k;
+    c = (c ^ f[i + 2]) * k;
+    d = (d ^ f[i + 3]) * k;
   }
+  for (; i < n; i++)
+    a = (a ^ f[i]) * k;
+  uint64_t h = a ^ (b >> 17 | b << 47) ^ (c >> 31 | c << 33) ^
+               (d >> 43 | d << 21);
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 
@@ -77,7 +90,12 @@ static int grow_recs(stack_shard_t *sh) {
 /* hot path: one shard lock, no allocation unless the stack is new. */
 int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
                      uint32_t *id, int *is_new) {
-  uint64_t h = hash_frames(frames, n);
+  return hs__stack_intern_hashed(frames, n, hs__stack_hash(frames, n), s, id,
+                                 is_new);
+}
+
+int hs__stack_intern_hashed(const uintptr_t *frames, int n, uint64_t h,
+                            unsigned s, uint32_t *id, int *is_new) {
   if (is_new)
     *is_new = 0;
   uint32_t si = (uint32_t)(h >> (64 - HS_STACK_SHARD_BITS));

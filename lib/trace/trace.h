@@ -29,6 +29,11 @@ static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
  * left) or HS_ENOTTRACING (the state changed from s). hot path. */
 HS_HIDDEN int hs__stack_intern(const uintptr_t *frames, int n, unsigned s,
                                uint32_t *id, int *is_new);
+/* The hash hs__stack_intern uses, and interning with it precomputed. */
+HS_HIDDEN uint64_t hs__stack_hash(const uintptr_t *frames, int n);
+HS_HIDDEN int hs__stack_intern_hashed(const uintptr_t *frames, int n,
+                                      uint64_t hash, unsigned s, uint32_t *id,
+                                      int *is_new);
 /* Copies up to max frames of stack id; returns its depth, or -1 if the id
  * is not (or no longer) known. */
 HS_HIDDEN int hs__stack_get(uint32_t id, uintptr_t *out, int max);
