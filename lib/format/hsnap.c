@@ -191,6 +191,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(64, b, H, tracer_memory, s->tracer_memory);
   PUT(32, b, H, nframe, s->nframe);
   PUT(32, b, H, program, s->program);
+  PUT(64, b, H, sample_rate, s->sample_rate);
 
   typedef struct hs_hsnap_section D;
   for (unsigned i = 0; i < NSECTIONS_WRITTEN; i++) {
@@ -467,10 +468,10 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
     return fail(r, HS_EVERSION,
                 "format version %u.%u; this reader reads version %u.x", major,
                 minor, HS_HSNAP_MAJOR);
-  if (len < HEADER_SIZE)
+  if (len < HS_HSNAP_HEADER_MIN)
     return fail(r, HS_ETRUNC,
                 "truncated: %" PRIu64 " bytes, the header needs %zu", len,
-                HEADER_SIZE);
+                (size_t)HS_HSNAP_HEADER_MIN);
   uint32_t header_size = GET(32, b, H, header_size);
   uint64_t file_size = GET(64, b, H, file_size);
   if (file_size > len)
@@ -491,7 +492,7 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
                 crc, want);
   /* From here on the bytes are what the writer wrote: what follows catches
    * writers' bugs and forged files whose CRC was recomputed. */
-  if (header_size < HEADER_SIZE || header_size > len)
+  if (header_size < HS_HSNAP_HEADER_MIN || header_size > len)
     return fail(r, HS_ECORRUPT,
                 "header size %" PRIu32 " outside [%zu, %" PRIu64 "]",
                 header_size, HEADER_SIZE, len);
@@ -581,6 +582,9 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   s->dropped_bytes = GET(64, b, H, dropped_bytes);
   s->tracer_memory = GET(64, b, H, tracer_memory);
   s->program = program;
+  /* Fields past 1.0's 96 bytes exist only when the header holds them. */
+  if (header_size >= offsetof(H, sample_rate) + sizeof(uint64_t))
+    s->sample_rate = GET(64, b, H, sample_rate);
 
   if (!(s->strtab = alloc_n(nstr, 1)))
     goto nomem;

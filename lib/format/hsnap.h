@@ -18,7 +18,7 @@
 /* A reader accepts every minor of its major; a new minor may only add
  * sections, grow records and grow the header (see docs/format.md). */
 #define HS_HSNAP_MAJOR 1
-#define HS_HSNAP_MINOR 0
+#define HS_HSNAP_MINOR 1 /* 1.1: the header gained sample_rate */
 
 /* The format's limits: the reader rejects anything larger before reading it,
  * and the writer refuses to produce it (EFBIG). */
@@ -50,8 +50,13 @@ struct hs_hsnap_header {
   uint64_t tracer_memory;  /* bytes heapsnap itself held */
   uint32_t nframe;         /* traceback limit in force */
   uint32_t program;        /* string ref of the program path, or HS_NOSTR */
+  /* 1.1 and later; absent (0) in a 96-byte 1.0 header */
+  uint64_t sample_rate;    /* 0: every allocation traced; N: one sampled
+                              allocation per N bytes on average (Poisson) */
 };
-_Static_assert(sizeof(struct hs_hsnap_header) == 96, "header is 96 bytes");
+_Static_assert(sizeof(struct hs_hsnap_header) == 104, "header is 104 bytes");
+/* The smallest header a reader accepts: version 1.0's. */
+#define HS_HSNAP_HEADER_MIN 96u
 _Static_assert(offsetof(struct hs_hsnap_header, crc) == 16, "crc at 16");
 _Static_assert(offsetof(struct hs_hsnap_header, file_size) == 24, "size at 24");
 _Static_assert(offsetof(struct hs_hsnap_header, program) == 92, "no padding");

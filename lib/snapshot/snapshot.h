@@ -55,6 +55,7 @@ struct hs_snapshot {
   uint64_t dropped_bytes;
   uint64_t tracer_memory;  /* hs_get_tracer_memory() when taken */
   uint32_t program;        /* strtab offset of the program path */
+  uint64_t sample_rate;    /* 0: exact; N: sampled, one per N bytes */
 
   /* ---- modules loaded when taken (paths are owned C strings) ---- */
   hs_module_list_t modules;

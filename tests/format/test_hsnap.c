@@ -859,10 +859,10 @@ START_TEST(newer_major_rejected) {
   uint8_t *b = sample_image(&n);
   wr16(b + HOFF(major), HS_HSNAP_MAJOR + 1);
   fix_crc(b, n);
-  expect_reject(b, n, HS_EVERSION, "version 2.0");
+  expect_reject(b, n, HS_EVERSION, "version 2.");
   wr16(b + HOFF(major), 0);
   fix_crc(b, n);
-  expect_reject(b, n, HS_EVERSION, "version 0.0");
+  expect_reject(b, n, HS_EVERSION, "version 0.");
   /* A newer major may change everything after the version: even a file cut
    * right after it is a version problem, not a truncation. */
   wr16(b + HOFF(major), HS_HSNAP_MAJOR + 1);
