@@ -59,6 +59,20 @@ HS_API const char *hs_strerror(int err);
  * A call while tracing is already on does nothing and keeps the old limit. */
 HS_API int hs_start(int nframe);
 
+/* Sampling, for always-on use: with a rate of N bytes, heapsnap records on
+ * average one allocation per N bytes allocated, chosen by a Poisson process
+ * (as tcmalloc and jemalloc do), so large blocks are always seen and small
+ * ones fairly; every other allocation costs a subtraction. Snapshots scale
+ * what they hold to unbiased estimates (hs_snapshot_info_t.sample_rate and
+ * hs_statistics_t.sample_rate say so). 0 (the default) traces every
+ * allocation. Takes effect at the next hs_start(); seed 0 picks a random
+ * seed, any other value makes the choice of samples repeatable.
+ * Returns 0 or HS_EINVAL (rate above 2^40). */
+#define HS_DEFAULT_SAMPLE_RATE (64 * 1024)
+HS_API int hs_set_sample_rate(size_t bytes, uint64_t seed);
+/* The rate in force while tracing (else the one the next start will use). */
+HS_API size_t hs_get_sample_rate(void);
+
 /* Stops tracing and frees every trace and stack. Blocks allocated while
  * tracing stay valid and can be freed normally afterwards. */
 HS_API void hs_stop(void);
@@ -166,6 +180,8 @@ typedef struct hs_snapshot_info {
   uint64_t count;          /* number of traces it holds */
   uint64_t stacks;         /* distinct stacks */
   uint32_t modules;        /* modules recorded */
+  uint64_t sample_rate;    /* 0: exact; N: size and count are estimates
+                              from one sample per N bytes */
   const char *program;     /* path of the program, "" if unknown */
 } hs_snapshot_info_t;
 HS_API void hs_snapshot_get_info(const hs_snapshot_t *snap,
@@ -224,6 +240,11 @@ typedef struct hs_statistics {
   uint64_t total_count;
   int64_t total_size_diff;     /* compare only */
   int64_t total_count_diff;
+  uint64_t sample_rate;        /* 0: exact; N: sizes and counts are
+                                  estimates (of the new snapshot; a compare
+                                  with a sampled old one says the old's in
+                                  old_sample_rate) */
+  uint64_t old_sample_rate;
   void *priv_;                 /* storage for the frames */
 } hs_statistics_t;
 

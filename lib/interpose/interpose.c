@@ -126,7 +126,7 @@ static inline int tracing_here(void) {
 }
 
 static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
-  if (p && tracing_here()) {
+  if (p && tracing_here() && hs__sample_hit(size)) {
     int saved = errno;
     hs__guard++;
     hs__record_alloc(p, size, caller);
@@ -209,7 +209,7 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   errno = saved;
   void *p = real.realloc(old, size);
   saved = errno;
-  if (p)
+  if (p && hs__sample_hit(size))
     hs__record_alloc(p, size, caller);
   else if (had && size != 0) /* failed: the old block lives on */
     (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s0);

@@ -1,6 +1,7 @@
 /* snapshot.c - taking a snapshot of the live traces, symbolizing it once,
  * and the snapshot's life cycle (info, wrappers, copy, free). */
 #include <fnmatch.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,22 @@ void hs_snapshot_free(hs_snapshot_t *s) {
   hs__guard--;
 }
 
+/* What a group stands for. Sampled with rate R, a block of size n was
+ * recorded with probability p = 1 - exp(-n/R); each recorded block stands
+ * for 1/p blocks, which makes the sums unbiased estimates. */
+void hs__group_estimate(const struct hs_snapshot *s, const hs_group_t *g,
+                        uint64_t *bytes, uint64_t *count) {
+  if (!s->sample_rate || !g->size) {
+    *bytes = g->size * g->count;
+    *count = g->count;
+    return;
+  }
+  double p = -expm1(-(double)g->size / (double)s->sample_rate);
+  double c = (double)g->count / p;
+  *count = (uint64_t)llround(c);
+  *bytes = (uint64_t)llround(c * (double)g->size);
+}
+
 /* ---- taking a snapshot ---- */
 
 typedef struct collect {
@@ -316,6 +333,7 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->dropped_traces = st.dropped_traces;
   s->dropped_bytes = st.dropped_bytes;
   s->tracer_memory = st.tracer_memory;
+  s->sample_rate = hs_get_sample_rate();
   if ((rc = read_program(s)) != 0)
     goto done;
 
@@ -496,9 +514,12 @@ void hs_snapshot_get_info(const hs_snapshot_t *s, hs_snapshot_info_t *out) {
   out->dropped_bytes = s->dropped_bytes;
   out->tracer_memory = s->tracer_memory;
   for (uint64_t g = 0; g < s->ngroups; g++) {
-    out->size += s->groups[g].size * s->groups[g].count;
-    out->count += s->groups[g].count;
+    uint64_t bytes, count;
+    hs__group_estimate(s, &s->groups[g], &bytes, &count);
+    out->size += bytes;
+    out->count += count;
   }
+  out->sample_rate = s->sample_rate;
   out->stacks = s->nstacks;
   out->modules = s->modules.count;
   out->program = s->program != HS_NOSTR ? hs__str(s, s->program) : "";

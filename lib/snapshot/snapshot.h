@@ -103,6 +103,12 @@ HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
  * since (modmap.c). 0 or HS_ENOMEM. */
 HS_HIDDEN int hs__modmap_merge_into(hs_module_list_t *mods);
 
+/* The bytes and blocks group g stands for: exact, or when s was sampled
+ * the unbiased estimate. */
+HS_HIDDEN void hs__group_estimate(const struct hs_snapshot *s,
+                                  const hs_group_t *g, uint64_t *bytes,
+                                  uint64_t *count);
+
 /* Gives s the default and process-wide wrappers. 0 or HS_ENOMEM. */
 HS_HIDDEN int hs__snapshot_init_wrappers(struct hs_snapshot *s);
 

@@ -248,7 +248,8 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
   for (uint64_t gi = 0; gi < s->ngroups; gi++) {
     const hs_group_t *gr = &s->groups[gi];
     const hs_snap_stack_t *st = &s->stacks[gr->stack];
-    uint64_t bytes = gr->size * gr->count;
+    uint64_t bytes, count;
+    hs__group_estimate(s, gr, &bytes, &count);
     if (!cumulative) {
       int64_t e = memo[gr->stack] - 1;
       if (e < 0) {
@@ -270,7 +271,7 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
         memo[gr->stack] = e + 1;
       }
       g->ents[e].size[side] += bytes;
-      g->ents[e].count[side] += gr->count;
+      g->ents[e].count[side] += count;
       continue;
     }
     for (uint32_t i = 0; i < st->nloc; i++) {
@@ -283,7 +284,7 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
         memo[li] = e + 1;
       }
       g->ents[e].size[side] += bytes;
-      g->ents[e].count[side] += gr->count;
+      g->ents[e].count[side] += count;
     }
   }
   rc = 0;
@@ -359,15 +360,21 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   rc = HS_ENOMEM;
   st->key = key;
   st->count = g.nents;
+  st->sample_rate = snap->sample_rate;
   for (uint64_t gi = 0; gi < snap->ngroups; gi++) {
-    st->total_size += snap->groups[gi].size * snap->groups[gi].count;
-    st->total_count += snap->groups[gi].count;
+    uint64_t b, c;
+    hs__group_estimate(snap, &snap->groups[gi], &b, &c);
+    st->total_size += b;
+    st->total_count += c;
   }
   if (old) {
     uint64_t os = 0, oc = 0;
+    st->old_sample_rate = old->sample_rate;
     for (uint64_t gi = 0; gi < old->ngroups; gi++) {
-      os += old->groups[gi].size * old->groups[gi].count;
-      oc += old->groups[gi].count;
+      uint64_t b, c;
+      hs__group_estimate(old, &old->groups[gi], &b, &c);
+      os += b;
+      oc += c;
     }
     st->total_size_diff = (int64_t)(st->total_size - os);
     st->total_count_diff = (int64_t)(st->total_count - oc);

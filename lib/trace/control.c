@@ -1,8 +1,10 @@
 /* control.c - the tracing state and the public control API (hs_start,
  * hs_stop, totals, domains, object tracebacks), and the recording path the
  * interposer calls. */
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "../unwind/unwind.h"
 #include "trace.h"
@@ -16,6 +18,70 @@ static atomic_int nframe_active = HS_DEFAULT_FRAMES;
 static int nframe_limit = HS_DEFAULT_FRAMES; /* protected by control_mu */
 static pthread_mutex_t control_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_least64_t dropped_traces, dropped_bytes;
+
+/* ---- sampling ---- */
+atomic_size_t hs__sample_rate;
+__thread int64_t hs__sample_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
+static __thread unsigned sample_gen __attribute__((tls_model("initial-exec")));
+static size_t next_rate;        /* protected by control_mu */
+static uint64_t next_seed;      /* protected by control_mu */
+static uint64_t seed_in_force;  /* written at start, read by threads */
+static atomic_uint seed_gen;    /* bumped at each start: threads reseed */
+static atomic_uint_least64_t thread_seq;
+
+static uint64_t rng_next(void) {
+  /* xorshift64*: enough for choosing samples, and no libc state. */
+  sample_rng ^= sample_rng >> 12;
+  sample_rng ^= sample_rng << 25;
+  sample_rng ^= sample_rng >> 27;
+  return sample_rng * 0x2545F4914F6CDD1Dull;
+}
+
+/* Bytes to the next sample: exponential with mean rate (Poisson process
+ * over the bytes allocated). */
+static int64_t draw(size_t rate) {
+  double u = ((double)(rng_next() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+  double d = -log(u) * (double)rate;
+  return d < 1 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
+}
+
+int hs__sample_next(size_t size) {
+  size_t rate = atomic_load_explicit(&hs__sample_rate, memory_order_relaxed);
+  unsigned gen = atomic_load_explicit(&seed_gen, memory_order_relaxed);
+  if (sample_gen != gen || !sample_rng) {
+    /* First sample decision of this thread since the start: a stream of
+     * its own, repeatable when the user gave a seed. */
+    uint64_t k = atomic_fetch_add(&thread_seq, 1) + 1;
+    sample_rng = (seed_in_force ^ (k * 0x9E3779B97F4A7C15ull)) | 1;
+    sample_gen = gen;
+    hs__sample_left = draw(rate) - (int64_t)size;
+    if (hs__sample_left > 0)
+      return 0;
+  }
+  /* Memoryless: the next point is drawn afresh past this block. */
+  hs__sample_left = draw(rate);
+  return 1;
+}
+
+int hs_set_sample_rate(size_t bytes, uint64_t seed) {
+  if ((uint64_t)bytes > (1ull << 40))
+    return HS_EINVAL;
+  pthread_mutex_lock(&control_mu);
+  next_rate = bytes;
+  next_seed = seed;
+  pthread_mutex_unlock(&control_mu);
+  return 0;
+}
+
+size_t hs_get_sample_rate(void) {
+  pthread_mutex_lock(&control_mu);
+  size_t r = hs__state_tracing(hs__state_now())
+                 ? atomic_load(&hs__sample_rate)
+                 : next_rate;
+  pthread_mutex_unlock(&control_mu);
+  return r;
+}
 static void (*_Atomic new_stack_hook)(const uintptr_t *, int);
 
 void hs__trace_set_new_stack_hook(void (*fn)(const uintptr_t *, int)) {
@@ -117,6 +183,19 @@ int hs_start(int nframe) {
     atomic_store_explicit(&nframe_active, nframe, memory_order_relaxed);
     atomic_store(&dropped_traces, 0);
     atomic_store(&dropped_bytes, 0);
+    seed_in_force = next_seed;
+    if (!seed_in_force) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      seed_in_force = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^
+                      (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+    }
+    atomic_store(&thread_seq, 0);
+    atomic_fetch_add(&seed_gen, 1);
+    atomic_store(&hs__sample_rate, next_rate);
+    lock_tables();
+    hs__traces_set_filter_locked(next_rate != 0);
+    unlock_tables();
     set_state(1, 0);
   }
   pthread_mutex_unlock(&control_mu);

@@ -18,6 +18,23 @@ static inline unsigned hs__state_now(void) {
 }
 static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
 
+/* ---- sampling (control.c) ---- */
+/* The sample rate in force (0: trace everything); written only while
+ * tracing is off. */
+extern atomic_size_t hs__sample_rate;
+/* Bytes this thread may still allocate before its next sample. */
+extern __thread int64_t hs__sample_left __attribute__((tls_model("initial-exec")));
+HS_HIDDEN int hs__sample_next(size_t size);
+/* Whether an allocation of size is to be recorded. hot path: one
+ * subtraction unless sampling picks it. */
+static inline int hs__sample_hit(size_t size) {
+  if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
+    return 1;
+  if ((hs__sample_left -= (int64_t)size) > 0)
+    return 0;
+  return hs__sample_next(size);
+}
+
 /* ---- interned stacks (stacks.c) ---- */
 /* Stack ids fit in 24 bits: 6 bits of shard, 18 of index within it. */
 #define HS_STACK_SHARD_BITS 6
@@ -59,6 +76,10 @@ HS_HIDDEN int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
  * stack in *size and *stack when not NULL), else 0. hot path. */
 HS_HIDDEN int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
+/* With on, keep a counting filter of heap pointers so that a free of a
+ * pointer that was never sampled skips the tables. Call with every table
+ * lock held and the tables empty. */
+HS_HIDDEN void hs__traces_set_filter_locked(int on);
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */
 HS_HIDDEN void hs__traces_prefetch(uintptr_t ptr);

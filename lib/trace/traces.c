@@ -49,6 +49,35 @@ static struct {
 } wide;
 
 static atomic_size_t current, peak;
+
+/* Sampling: a counting filter over heap pointers. Most freed blocks were
+ * never sampled; a zero counter proves it without a lock or a table probe.
+ * Counters change under the shard lock of the pointer they count, before
+ * the block is handed to the program, so a free (which the program orders
+ * after the allocation) never misses one. */
+#define FILTER_BITS 16
+static _Atomic uint16_t filter[1u << FILTER_BITS];
+static int filter_on; /* written with every lock held and no trace live */
+
+void hs__traces_set_filter_locked(int on) {
+  for (size_t i = 0; i < (1u << FILTER_BITS); i++)
+    atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+  __atomic_store_n(&filter_on, on, __ATOMIC_RELAXED);
+}
+
+static inline void filter_add(uint64_t h, int d) {
+  if (__atomic_load_n(&filter_on, __ATOMIC_RELAXED))
+    atomic_fetch_add_explicit(&filter[h >> (64 - TRACE_SHARD_BITS - FILTER_BITS) &
+                                      ((1u << FILTER_BITS) - 1)],
+                              (uint16_t)d, memory_order_relaxed);
+}
+
+static inline int filter_says_absent(uint64_t h) {
+  return __atomic_load_n(&filter_on, __ATOMIC_RELAXED) &&
+         atomic_load_explicit(&filter[h >> (64 - TRACE_SHARD_BITS - FILTER_BITS) &
+                                      ((1u << FILTER_BITS) - 1)],
+                              memory_order_relaxed) == 0;
+}
 /* The traced size at which trigger_fn is called (SIZE_MAX: never). */
 static atomic_size_t trigger_at = SIZE_MAX;
 static void (*trigger_fn)(size_t now);
@@ -173,6 +202,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
     k = (k + 1) & sh->mask;
   sh->slots[k].ptr = ptr;
   sh->slots[k].meta = meta;
+  filter_add(h, 1);
   /* Readers outside the lock (hs_get_stats) load count atomically. */
   __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
   add_current(size);
@@ -184,6 +214,8 @@ out:
 static int heap_take(uintptr_t ptr, int remove, size_t *size,
                      uint32_t *stack) {
   uint64_t h = mix(ptr, 0);
+  if (filter_says_absent(h))
+    return 0;
   trace_shard_t *sh = shard_of(h);
   hs__lock(&sh->lock);
   int64_t j = shard_find(sh, ptr, h);
@@ -195,6 +227,7 @@ static int heap_take(uintptr_t ptr, int remove, size_t *size,
       *stack = (uint32_t)(meta & STACK_MASK);
     if (remove) {
       shard_delete(sh, (uint32_t)j);
+      filter_add(h, -1);
       sub_current((size_t)(meta >> HS_STACK_ID_BITS));
     }
   }
@@ -412,6 +445,8 @@ void hs__traces_clear_locked(void) {
   atomic_store(&wide.count, 0);
   atomic_store(&current, 0);
   atomic_store(&peak, 0);
+  if (__atomic_load_n(&filter_on, __ATOMIC_RELAXED))
+    hs__traces_set_filter_locked(1);
 }
 
 void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),

@@ -48,6 +48,9 @@ static void usage(FILE *f) {
 "                        N bytes (K, M, G suffixes)\n"
 "      --at-peak         keep a snapshot of the heap at its peak (file %%n=peak)\n"
 "      --no-at-exit      do not take the snapshot at exit (the leaks)\n"
+"      --sample BYTES    record one allocation per BYTES on average (Poisson\n"
+"                        sampling, for always-on use; 'default' is 64K);\n"
+"                        snapshots then hold unbiased estimates\n"
 "  -w, --wrapper PAT     treat functions matching PAT as allocation wrappers\n"
 "                        (file:PAT and module:PAT for the other kinds)\n"
 "      --no-follow       trace neither forked children nor exec'd programs\n"
@@ -61,7 +64,7 @@ static void usage(FILE *f) {
 "Environment read by the preloaded library (set by this launcher):\n"
 "  HEAPSNAP_FRAMES, HEAPSNAP_OUTPUT, HEAPSNAP_SIGNAL, HEAPSNAP_INTERVAL,\n"
 "  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
-"  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_FOLLOW_FORK,\n"
+"  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_SAMPLE, HEAPSNAP_FOLLOW_FORK,\n"
 "  HEAPSNAP_FOLLOW_EXEC. See docs/launcher.md.\n");
 }
 
@@ -287,7 +290,7 @@ static int setenv_checked(const char *k, const char *v) {
 int main(int argc, char **argv) {
   enum {
     O_SIGNAL = 256, O_INTERVAL, O_EVERY, O_PEAK, O_NOEXIT, O_NOFOLLOW,
-    O_NOFORK, O_NOEXEC, O_TOP
+    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE
   };
   static const struct option opts[] = {
       {"frames", required_argument, 0, 'n'},
@@ -302,6 +305,7 @@ int main(int argc, char **argv) {
       {"no-follow-fork", no_argument, 0, O_NOFORK},
       {"no-follow-exec", no_argument, 0, O_NOEXEC},
       {"top", required_argument, 0, O_TOP},
+      {"sample", required_argument, 0, O_SAMPLE},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
@@ -326,7 +330,8 @@ int main(int argc, char **argv) {
   int frames = HS_DEFAULT_FRAMES, top = 10, quiet = 0;
   char output[PATH_MAX] = "heapsnap.%e.%p.%n.hsnap";
   char wrappers[8192] = "";
-  const char *signal_name = NULL, *interval = NULL, *every = NULL;
+  const char *signal_name = NULL, *interval = NULL, *every = NULL,
+             *sample = NULL;
   int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
   optind = 2;
   int c;
@@ -354,6 +359,15 @@ int main(int argc, char **argv) {
     case O_INTERVAL: interval = optarg; break;
     case O_EVERY: every = optarg; break;
     case O_PEAK: at_peak = 1; break;
+    case O_SAMPLE:
+      if (strcmp(optarg, "default") && strcmp(optarg, "0") &&
+          !valid_bytes(optarg)) {
+        fprintf(stderr, "%s: --sample %s: expected default, 0 or a byte "
+                        "count such as 64K\n", me, optarg);
+        return 2;
+      }
+      sample = optarg;
+      break;
     case O_NOEXIT: at_exit = 0; break;
     case 'w':
       if (strlen(wrappers) + strlen(optarg) + 2 >= sizeof wrappers ||
@@ -447,6 +461,7 @@ int main(int argc, char **argv) {
       (interval && setenv_checked("HEAPSNAP_INTERVAL", interval)) ||
       (every && setenv_checked("HEAPSNAP_EVERY_BYTES", every)) ||
       (at_peak && setenv_checked("HEAPSNAP_AT_PEAK", "1")) ||
+      (sample && setenv_checked("HEAPSNAP_SAMPLE", sample)) ||
       (*wrappers && setenv_checked("HEAPSNAP_WRAPPERS", wrappers)))
     return 1;
 

@@ -50,10 +50,10 @@ int sd_write_json(FILE *out, const sd_report_t *r) {
             ", \"traceback_limit\": %d, \"traced_current\": %" PRIu64
             ", \"traced_peak\": %" PRIu64 ", \"dropped_traces\": %" PRIu64
             ", \"dropped_bytes\": %" PRIu64 ", \"size\": %" PRIu64
-            ", \"count\": %" PRIu64 "}",
+            ", \"count\": %" PRIu64 ", \"sample_rate\": %" PRIu64 "}",
             in->pid, in->time_ns, in->traceback_limit, in->traced_current,
             in->traced_peak, in->dropped_traces, in->dropped_bytes, in->size,
-            in->count);
+            in->count, in->sample_rate);
   }
   fputs("\n  ],\n", out);
   fprintf(out, "  \"total\": {\"size\": %" PRIu64 ", \"count\": %" PRIu64,

@@ -133,5 +133,21 @@ int sd_write_text(FILE *out, const sd_report_t *r, int color) {
   else
     fprintf(out, "%sTotal: size=%s, count=%llu%s\n", b, sz,
             (unsigned long long)r->total_count, e);
+  /* What the figures cannot show by themselves: estimates and losses. */
+  for (size_t i = 0; i < r->ninput; i++) {
+    const hs_snapshot_info_t *in = &r->inputs[i].info;
+    if (in->sample_rate) {
+      hs_format_size((double)in->sample_rate, 0, sz, sizeof sz);
+      fprintf(out, "Sampled: %s: one allocation per %s on average; sizes "
+                   "and counts are estimates\n",
+              r->inputs[i].path, sz);
+    }
+    if (in->dropped_traces) {
+      hs_format_size((double)in->dropped_bytes, 0, sz, sizeof sz);
+      fprintf(out, "Dropped: %s: %llu allocations (%s) were not traced: "
+                   "heapsnap was out of memory\n",
+              r->inputs[i].path, (unsigned long long)in->dropped_traces, sz);
+    }
+  }
   return ferror(out) ? -1 : 0;
 }
