@@ -40,14 +40,17 @@ def main():
     ap.add_argument("--ops", type=int, default=1000000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-massif", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true",
+                    help="heapsnap only (no heaptrack, massif, tracemalloc)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="hs-peers.")
     base = dict(os.environ)
     for k in list(base):
         if k.startswith("HEAPSNAP_") or k in ("LD_PRELOAD", "PYTHONTRACEMALLOC"):
             del base[k]
-    have_ht = shutil.which("heaptrack") is not None
-    have_vg = shutil.which("valgrind") is not None and not a.skip_massif
+    have_ht = shutil.which("heaptrack") is not None and not a.skip_peers
+    have_vg = (shutil.which("valgrind") is not None and not a.skip_massif
+               and not a.skip_peers)
     # The interpreter itself, not a launcher script (pyenv shims are bash
     # scripts that fork several processes per call).
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
@@ -78,6 +81,10 @@ def main():
         for n in (1, 16, 64, 256):
             run("heapsnap nframe=%d" % n, cmd, dict(env0, LD_PRELOAD=a.lib,
                 HEAPSNAP_FRAMES=str(n), HEAPSNAP_OUTPUT=tmp + "/hs.%p.%n.hsnap"))
+        # Production mode: sampling at the default rate, full depth.
+        run("heapsnap sampled 64K", cmd, dict(env0, LD_PRELOAD=a.lib,
+            HEAPSNAP_FRAMES="64", HEAPSNAP_SAMPLE="default",
+            HEAPSNAP_OUTPUT=tmp + "/hs.%p.%n.hsnap"), repeat=a.repeat + 2)
         if have_ht:
             run("heaptrack", ["heaptrack", "-o", tmp + "/ht"] + cmd, env0,
                 repeat=1)
@@ -85,7 +92,7 @@ def main():
             run("valgrind massif", ["valgrind", "--tool=massif",
                 "--massif-out-file=" + tmp + "/massif.out"] + cmd, env0,
                 repeat=1)
-        if cmd[0] == py:
+        if cmd[0] == py and not a.skip_peers:
             for n in (1, 25):
                 run("tracemalloc %d frame%s" % (n, "s" if n > 1 else ""), cmd,
                     dict(env0, PYTHONTRACEMALLOC=str(n)))
@@ -105,6 +112,17 @@ def main():
             print("  %-22s %9.3f %7.2fx %7.1f MiB" % (label, t, t / t0,
                                                       rss / 1024))
         by = {label: (t, rss) for label, t, rss in rows}
+        smp = by.get("heapsnap sampled 64K")
+        if smp and smp[0]:
+            ov = (smp[0] - t0) / t0
+            print("  sampled (default rate): overhead %+.1f%% of the untraced "
+                  "run (target < 5%%) %s" % (100 * ov, "PASS" if ov < 0.05
+                                              else "MISS"))
+        full16 = by.get("heapsnap nframe=16")
+        if full16 and full16[0]:
+            r16 = full16[0] / t0
+            print("  full tracing nframe=16: %.2fx the untraced run (target "
+                  "<= 3x) %s" % (r16, "PASS" if r16 <= 3 else "MISS"))
         hs, ht = by.get("heapsnap nframe=256"), by.get("heaptrack")
         if hs and ht and hs[0] and ht[0]:
             ov_hs, ov_ht = hs[0] - t0, ht[0] - t0

@@ -146,7 +146,7 @@ EXPORT void *malloc(size_t size) {
 EXPORT void free(void *p) {
   if (!p || in_pool(p))
     return;
-  if (tracing_here()) {
+  if (tracing_here() && hs__traces_may_hold((uintptr_t)p)) {
     int saved = errno;
     hs__guard++;
     hs__record_free(p);

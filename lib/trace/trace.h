@@ -80,6 +80,9 @@ HS_HIDDEN int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
  * pointer that was never sampled skips the tables. Call with every table
  * lock held and the tables empty. */
 HS_HIDDEN void hs__traces_set_filter_locked(int on);
+/* 0 when ptr is certainly not a traced heap block (sampling's filter says
+ * so); 1 when it may be. hot path: no lock. */
+HS_HIDDEN int hs__traces_may_hold(uintptr_t ptr);
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */
 HS_HIDDEN void hs__traces_prefetch(uintptr_t ptr);

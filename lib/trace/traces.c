@@ -55,7 +55,9 @@ static atomic_size_t current, peak;
  * Counters change under the shard lock of the pointer they count, before
  * the block is handed to the program, so a free (which the program orders
  * after the allocation) never misses one. */
-#define FILTER_BITS 16
+/* 16K counters, 32 KiB: small enough to stay in cache on the free path;
+ * with sampling only a few thousand blocks are live, so few false hits. */
+#define FILTER_BITS 14
 static _Atomic uint16_t filter[1u << FILTER_BITS];
 static int filter_on; /* written with every lock held and no trace live */
 
@@ -115,6 +117,10 @@ static inline void add_current(size_t size) {
 
 static inline void sub_current(size_t size) {
   atomic_fetch_sub_explicit(&current, size, memory_order_relaxed);
+}
+
+int hs__traces_may_hold(uintptr_t ptr) {
+  return !filter_says_absent(mix(ptr, 0));
 }
 
 /* ---- the heap shards ---- */
