@@ -82,8 +82,7 @@ static void u64map_free(u64map_t *m) {
   memset(m, 0, sizeof *m);
 }
 
-/* Grows *arr (of elem bytes each) to hold at least need elements. */
-static int reserve(void *arr, uint64_t *cap, uint64_t need, size_t elem) {
+int hs__reserve(void *arr, uint64_t *cap, uint64_t need, size_t elem) {
   if (need <= *cap)
     return 0;
   uint64_t ncap = *cap ? *cap * 2 : 256;
@@ -104,7 +103,7 @@ uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str) {
   if ((uint64_t)s->strtab_len + n >= UINT32_MAX)
     return HS_NOSTR;
   uint64_t cap = s->strtab_cap;
-  if (reserve(&s->strtab, &cap, (uint64_t)s->strtab_len + n, 1) != 0)
+  if (hs__reserve(&s->strtab, &cap, (uint64_t)s->strtab_len + n, 1) != 0)
     return HS_NOSTR;
   s->strtab_cap = (uint32_t)(cap < UINT32_MAX ? cap : UINT32_MAX);
   uint32_t off = s->strtab_len;
@@ -272,7 +271,7 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
   if (!sidx)
     goto oom;
   if (!found) {
-    if (reserve(&c->ids, &c->ids_cap, c->nids + 1, sizeof *c->ids) != 0)
+    if (hs__reserve(&c->ids, &c->ids_cap, c->nids + 1, sizeof *c->ids) != 0)
       goto oom;
     *sidx = (uint32_t)c->nids;
     c->ids[c->nids++] = t->stack;
@@ -284,7 +283,7 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
     if (!gi)
       goto oom;
     if (!found) {
-      if (reserve(&c->groups, &c->groups_cap, c->ngroups + 1,
+      if (hs__reserve(&c->groups, &c->groups_cap, c->ngroups + 1,
                   sizeof *c->groups) != 0)
         goto oom;
       *gi = (uint32_t)c->ngroups;
@@ -354,7 +353,7 @@ int hs_take_snapshot(hs_snapshot_t **out) {
     int n = hs__stack_get(c.ids[i], frames, HS_MAX_FRAMES);
     if (n > HS_MAX_FRAMES)
       n = HS_MAX_FRAMES;
-    if (reserve(&s->raw, &raw_cap, nraw + (uint64_t)(n > 0 ? n : 0),
+    if (hs__reserve(&s->raw, &raw_cap, nraw + (uint64_t)(n > 0 ? n : 0),
                 sizeof *s->raw) != 0)
       goto done;
     s->raw_first[i] = (uint32_t)nraw;
@@ -443,7 +442,7 @@ static int intern_symbolized(struct hs_snapshot *s, hs_symbolizer_t *sym) {
           if (!v)
             goto out;
           if (!found) {
-            if (reserve(&s->locs, &locs_cap, nlocs + 1, sizeof *s->locs) != 0)
+            if (hs__reserve(&s->locs, &locs_cap, nlocs + 1, sizeof *s->locs) != 0)
               goto out;
             *v = (uint32_t)nlocs;
             s->locs[nlocs++] = l;
@@ -453,7 +452,7 @@ static int intern_symbolized(struct hs_snapshot *s, hs_symbolizer_t *sym) {
           li = *v;
           break;
         }
-        if (reserve(&s->stack_locs, &sl_cap, nsl + 1, sizeof *s->stack_locs))
+        if (hs__reserve(&s->stack_locs, &sl_cap, nsl + 1, sizeof *s->stack_locs))
           goto out;
         s->stack_locs[nsl++] = li;
       }

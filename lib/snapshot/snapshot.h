@@ -92,6 +92,11 @@ static inline const char *hs__str(const struct hs_snapshot *s, uint32_t off) {
   return off == HS_NOSTR ? NULL : s->strtab + off;
 }
 
+/* Grows *arr (elements of elem bytes) to hold at least need elements,
+ * doubling. 0 or HS_ENOMEM (then *arr is unchanged). */
+HS_HIDDEN int hs__reserve(void *arr, uint64_t *cap, uint64_t need,
+                          size_t elem);
+
 /* Appends a string to strtab (no de-duplication here; the caller interns).
  * Returns its offset, or HS_NOSTR when out of memory or past 4 GiB. */
 HS_HIDDEN uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str);

@@ -169,20 +169,6 @@ typedef struct group_by {
   uint64_t mask;
 } group_by_t;
 
-static int grow_array(void *arr, uint64_t *cap, uint64_t need, size_t elem) {
-  if (need <= *cap)
-    return 0;
-  uint64_t ncap = *cap ? *cap * 2 : 64;
-  while (ncap < need)
-    ncap *= 2;
-  void *p = realloc(*(void **)arr, ncap * elem);
-  if (!p)
-    return HS_ENOMEM;
-  *(void **)arr = p;
-  *cap = ncap;
-  return 0;
-}
-
 static int rehash(group_by_t *g) {
   uint64_t ncap = g->slots ? (g->mask + 1) * 2 : 1024;
   uint64_t *ns = calloc(ncap, sizeof *ns);
@@ -213,8 +199,8 @@ static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
         same_frames(&g->frames[e->first], f, n))
       return (int64_t)(g->slots[j] - 1);
   }
-  if (grow_array(&g->ents, &g->ents_cap, g->nents + 1, sizeof *g->ents) ||
-      grow_array(&g->frames, &g->frames_cap, g->nframes + n, sizeof *g->frames))
+  if (hs__reserve(&g->ents, &g->ents_cap, g->nents + 1, sizeof *g->ents) ||
+      hs__reserve(&g->frames, &g->frames_cap, g->nframes + n, sizeof *g->frames))
     return -1;
   entry_t *e = &g->ents[g->nents];
   memset(e, 0, sizeof *e);
