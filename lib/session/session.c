@@ -1,6 +1,7 @@
 /* session.c - the preloaded library's configuration (HEAPSNAP_* variables)
  * and its snapshot triggers: at exit, on a signal, every interval, every N
- * bytes of growth and at the peak, all written by one writer thread. */
+ * bytes of growth and at the peak, all written by one writer thread; and the
+ * HEAPSNAP_FAULT_ALLOC testing aid (docs/reliability.md). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,19 @@ static struct config {
   int follow_fork;         /* trace children of fork (default on) */
   int follow_exec;         /* keep LD_PRELOAD for exec'd images (on) */
   int quiet;               /* no messages on stderr but errors */
+  uint64_t sample;         /* 0: every allocation; N: one per N bytes */
 } cfg;
+
+/* HEAPSNAP_FAULT_ALLOC=N fails heapsnap's Nth internal allocation, N+ every
+ * one from the Nth on, 0 none; any of them counts the internal allocations
+ * and reports at exit. A testing aid: the hook stays NULL when unset. */
+static struct {
+  int on;                           /* the variable was set and valid */
+  uint64_t at;                      /* 0: count only */
+  int from;                         /* N+: every allocation from at on */
+  atomic_uint_least64_t calls;      /* internal allocations seen */
+  atomic_uint_least64_t failed;     /* of them, made to fail */
+} fault;
 
 static int active;           /* triggers configured and the writer runs */
 static int wake_pipe[2] = {-1, -1};
@@ -130,6 +143,37 @@ int hs__parse_signal(const char *v) {
   return -1;
 }
 
+/* "N" or "N+", N decimal; "0+" is rejected (0 means no failure). */
+static int parse_fault(const char *v) {
+  char *end;
+  errno = 0;
+  if (*v < '0' || *v > '9')
+    return -1;
+  unsigned long long n = strtoull(v, &end, 10);
+  int from = 0;
+  if (*end == '+')
+    from = 1, end++;
+  if (errno || *end || (from && n == 0))
+    return -1;
+  fault.at = n;
+  fault.from = from;
+  fault.on = 1;
+  return 0;
+}
+
+/* Called by hs__mem_alloc/hs__mem_calloc before they allocate; non-zero
+ * makes them fail. Any thread, any lock held: one atomic, no libc. */
+static int fault_hook(size_t size) {
+  (void)size;
+  uint64_t n =
+      atomic_fetch_add_explicit(&fault.calls, 1, memory_order_relaxed) + 1;
+  if (fault.at && (n == fault.at || (fault.from && n > fault.at))) {
+    atomic_fetch_add_explicit(&fault.failed, 1, memory_order_relaxed);
+    return 1;
+  }
+  return 0;
+}
+
 static int valid_template(const char *t) {
   if (!*t || strlen(t) >= PATH_MAX - 64)
     return 0;
@@ -143,7 +187,10 @@ static int valid_template(const char *t) {
 }
 
 /* Reads every HEAPSNAP_* variable; on any bad value says which and leaves
- * tracing off (returns -1). */
+ * tracing off (returns -1). The variables: FRAMES, OUTPUT, AT_EXIT, SIGNAL,
+ * INTERVAL, EVERY_BYTES, AT_PEAK, PEAK_INTERVAL, FOLLOW_FORK, FOLLOW_EXEC,
+ * QUIET, SAMPLE, WRAPPERS (docs/launcher.md); and FAULT_ALLOC, a testing
+ * aid that makes heapsnap's own allocations fail (docs/reliability.md). */
 static int read_config(void) {
   const char *v;
   cfg.at_exit = 1;
@@ -196,6 +243,20 @@ static int read_config(void) {
     BAD("HEAPSNAP_FOLLOW_EXEC", v, "expected 1 or 0");
   if ((v = getenv("HEAPSNAP_QUIET")) && *v && parse_bool(v, &cfg.quiet))
     BAD("HEAPSNAP_QUIET", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_SAMPLE")) && *v) {
+    /* "default" or a byte count (K, M, G); 0 traces every allocation. */
+    if (!strcmp(v, "default"))
+      cfg.sample = HS_DEFAULT_SAMPLE_RATE;
+    else if (!strcmp(v, "0"))
+      cfg.sample = 0;
+    else if (parse_u64(v, &cfg.sample) || cfg.sample > (1ull << 40))
+      BAD("HEAPSNAP_SAMPLE", v,
+          "expected 0, default, or a byte count up to 1T (K, M, G suffixes)");
+  }
+  if ((v = getenv("HEAPSNAP_FAULT_ALLOC")) && *v && parse_fault(v))
+    BAD("HEAPSNAP_FAULT_ALLOC", v,
+        "expected N or N+ (fail heapsnap's Nth internal allocation, or every "
+        "one from the Nth on; 0 only counts them)");
   if ((v = getenv("HEAPSNAP_WRAPPERS")) && *v) {
     /* Comma-separated; "file:" and "module:" prefixes choose the kind. */
     char buf[4096];
@@ -471,7 +532,14 @@ void hs__session_init(void) {
   if (getauxval(AT_SECURE))
     return; /* setuid/setgid: never let the environment steer us */
   hs__guard++;
-  if (read_config() != 0 || cfg.frames == 0)
+  if (read_config() != 0)
+    goto out;
+  /* Before any table exists, so that the count starts with the first
+   * internal allocation, whoever starts tracing (HEAPSNAP_FRAMES or the
+   * program's own hs_start). */
+  if (fault.on)
+    hs__mem_fail_hook = fault_hook;
+  if (cfg.frames == 0)
     goto out;
   const char *e = getenv("HEAPSNAP_PROGRAM");
   char exe[PATH_MAX];
@@ -484,6 +552,8 @@ void hs__session_init(void) {
   progname[nl] = '\0';
   if (!cfg.follow_exec)
     drop_from_preload();
+  if (cfg.sample && hs_set_sample_rate((size_t)cfg.sample, 0) != 0)
+    goto out;
   if (hs_start(cfg.frames) != 0)
     goto out;
   if (needs_writer() && start_writer() != 0) {
@@ -525,7 +595,22 @@ void hs__session_fork_child(void) {
     cfg.interval = 0, cfg.every_bytes = 0, cfg.at_peak = 0, cfg.signo = 0;
 }
 
-void hs__session_exit(void) {
+/* One line for the fault-injection tests: what was injected and what it
+ * cost, so that a run can be checked against an uninjected one. */
+static void fault_report(void) {
+  hs_stats_t st;
+  hs_get_stats(&st);
+  say("heapsnap: fault injection: pid %ld: %llu internal allocations, %llu "
+      "failed; %llu traces dropped (%llu bytes), %llu traced\n",
+      (long)getpid(), (unsigned long long)atomic_load(&fault.calls),
+      (unsigned long long)atomic_load(&fault.failed),
+      (unsigned long long)st.dropped_traces,
+      (unsigned long long)st.dropped_bytes,
+      (unsigned long long)st.alloc_calls);
+}
+
+/* Stops the writer and writes the last snapshots. */
+static void session_exit(void) {
   if (!active)
     return;
   active = 0;
@@ -549,4 +634,15 @@ void hs__session_exit(void) {
     write_snapshot(NULL);
   errno = saved;
   hs__guard--;
+}
+
+void hs__session_exit(void) {
+  session_exit();
+  if (fault.on) {
+    hs__guard++;
+    int saved = errno;
+    fault_report();
+    errno = saved;
+    hs__guard--;
+  }
 }
