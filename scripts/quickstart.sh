@@ -11,6 +11,8 @@ packages=(cmake make gcc g++ pkg-config libunwind-dev check libdw-dev libelf-dev
 if [ "$mode" = test ]; then
   # The integration tests run real programs and compare with heaptrack.
   packages+=(python3 perl git sqlite3 heaptrack zstd)
+  # The fuzzers: clang with libFuzzer and the sanitizer runtimes.
+  packages+=(clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -66,6 +68,8 @@ test)
   sanitized_run asan-ubsan unit
   echo "== tsan: concurrency suites"
   sanitized_run tsan tsan
+  echo "== fuzzing: 20 s per target"
+  bash "$root/scripts/fuzz.sh" 20
   echo "== release: every test"
   configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
   cd "$build" && ctest -j"$jobs" --output-on-failure

@@ -585,6 +585,14 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   /* Fields past 1.0's 96 bytes exist only when the header holds them. */
   if (header_size >= offsetof(H, sample_rate) + sizeof(uint64_t))
     s->sample_rate = GET(64, b, H, sample_rate);
+  /* hs_set_sample_rate() allows up to 2^40; a larger rate would turn the
+   * estimates into garbage. */
+  if (s->sample_rate > ((uint64_t)1 << 40)) {
+    rc = fail(r, HS_ECORRUPT,
+              "header: sample rate %" PRIu64 " is above 2^40",
+              s->sample_rate);
+    goto bad;
+  }
 
   if (!(s->strtab = alloc_n(nstr, 1)))
     goto nomem;

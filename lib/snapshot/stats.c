@@ -200,7 +200,10 @@ static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
       return (int64_t)(g->slots[j] - 1);
   }
   if (hs__reserve(&g->ents, &g->ents_cap, g->nents + 1, sizeof *g->ents) ||
-      hs__reserve(&g->frames, &g->frames_cap, g->nframes + n, sizeof *g->frames))
+      /* + 1: frames is never NULL once an entry exists, even when every
+       * key is an empty traceback (&NULL[0] is undefined). */
+      hs__reserve(&g->frames, &g->frames_cap, g->nframes + n + 1,
+                  sizeof *g->frames))
     return -1;
   entry_t *e = &g->ents[g->nents];
   memset(e, 0, sizeof *e);

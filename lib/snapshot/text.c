@@ -1,8 +1,11 @@
 /* text.c - tracemalloc's text formats: sizes, Statistic, StatisticDiff and
  * Traceback.format(), byte for byte where tracemalloc defines them. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "snapshot.h"
 
@@ -103,9 +106,18 @@ static int read_source_line(const char *path, unsigned lineno, char *out,
                             size_t len) {
   if (!path || !lineno || !len)
     return 0;
-  FILE *f = fopen(path, "r");
-  if (!f)
+  /* The path comes from a snapshot file, which may be hostile: only a
+   * regular file is read (/dev/zero never ends a line, a FIFO blocks), and
+   * O_NONBLOCK keeps the open itself from waiting on a FIFO. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
     return 0;
+  struct stat st;
+  FILE *f = NULL;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "r"))) {
+    close(fd);
+    return 0;
+  }
   char line[1024];
   unsigned n = 0;
   int found = 0;

@@ -714,6 +714,11 @@ static void forge_nsections(uint8_t *b, size_t *len) {
   (void)len;
   wr32(b + HOFF(nsections), UINT32_MAX);
 }
+static void forge_sample_rate(uint8_t *b, size_t *len) {
+  (void)len;
+  wr64(b + HOFF(sample_rate), (uint64_t)1 << 63);
+}
+
 static void forge_header_size(uint8_t *b, size_t *len) {
   (void)len;
   wr32(b + HOFF(header_size), UINT32_MAX);
@@ -771,6 +776,7 @@ static const struct {
     {"strtab unterminated", forge_strtab_unterminated, "NUL"},
     {"nsections 2^32-1", forge_nsections, "sections"},
     {"header size 2^32-1", forge_header_size, "header size"},
+    {"sample rate 2^63", forge_sample_rate, "sample rate"},
     {"duplicate section", forge_duplicate, "two location tables"},
     {"missing section", forge_missing, "no group table"},
     {"overlapping sections", forge_overlap, "overlap"},

@@ -106,13 +106,15 @@ int sd_write_text(FILE *out, const sd_report_t *r, int color) {
   char sz[32], dsz[32];
   if (r->nshown < r->nrows) {
     uint64_t size = 0, count = 0;
-    int64_t size_diff = 0, count_diff = 0;
+    /* Summed unsigned: hostile diffs wrap instead of overflowing. */
+    uint64_t usize_diff = 0, ucount_diff = 0;
     for (size_t i = r->nshown; i < r->nrows; i++) {
       size += r->rows[i].size;
       count += r->rows[i].count;
-      size_diff += r->rows[i].size_diff;
-      count_diff += r->rows[i].count_diff;
+      usize_diff += (uint64_t)r->rows[i].size_diff;
+      ucount_diff += (uint64_t)r->rows[i].count_diff;
     }
+    int64_t size_diff = (int64_t)usize_diff, count_diff = (int64_t)ucount_diff;
     hs_format_size((double)size, 0, sz, sizeof sz);
     hs_format_size((double)size_diff, 1, dsz, sizeof dsz);
     if (diff)

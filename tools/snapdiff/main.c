@@ -161,7 +161,7 @@ static int write_file(const char *path, sd_format_t format,
   return 0;
 }
 
-int main(int argc, char **argv) {
+int snapdiff_main(int argc, char **argv) {
   enum {
     OPT_BY = 256,
     OPT_CUMULATIVE,
@@ -211,6 +211,9 @@ int main(int argc, char **argv) {
   }
   opt.wrappers = wrappers;
 
+  /* optind = 0 makes glibc's getopt start over, so that snapdiff_main can
+   * run more than once in one process (the fuzzer and the replay test). */
+  optind = 0;
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, ":o:hV", longopts, NULL)) != -1) {
@@ -389,3 +392,7 @@ out:
   free(wrappers);
   return status;
 }
+
+#ifndef SNAPDIFF_NO_MAIN
+int main(int argc, char **argv) { return snapdiff_main(argc, argv); }
+#endif

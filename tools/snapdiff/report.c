@@ -167,8 +167,9 @@ static int timeline_series(const sd_options_t *opt, sd_report_t *r,
     sd_row_t *w = &r->rows[i];
     w->series_size = p->series + 2 * i * npath;
     w->series_count = w->series_size + npath;
-    w->series_size[0] = (uint64_t)((int64_t)w->size - w->size_diff);
-    w->series_count[0] = (uint64_t)((int64_t)w->count - w->count_diff);
+    /* Unsigned, so that hostile figures wrap instead of overflowing. */
+    w->series_size[0] = w->size - (uint64_t)w->size_diff;
+    w->series_count[0] = w->count - (uint64_t)w->count_diff;
     w->series_size[npath - 1] = w->size;
     w->series_count[npath - 1] = w->count;
     char *k = key_bytes(w->frames, w->nframe);

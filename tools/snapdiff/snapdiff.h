@@ -84,6 +84,11 @@ typedef struct sd_options {
   int color;    /* stdout is a terminal, NO_COLOR unset, output is stdout */
 } sd_options_t;
 
+/* The whole command (main.c): parses argv, writes the report, returns the
+ * exit status (0, 1 or 2) and never exits; argv may be permuted. Built
+ * without main() when SNAPDIFF_NO_MAIN is defined (the fuzzer has its own). */
+int snapdiff_main(int argc, char **argv);
+
 /* Loads, filters and summarizes the snapshots at paths. Returns 0, or 1
  * after printing one line naming the file and the fault on stderr.
  * Caller frees *out with sd_report_free(). */
