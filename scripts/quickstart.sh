@@ -48,7 +48,7 @@ sanitized_run() { # preset, ctest label
   configure_and_build "$dir" --preset "$1"
   log=$dir/ctest.log
   if (cd "$dir" && ctest -L "$2" -j"$jobs" --output-on-failure >"$log" 2>&1); then
-    tail -n 4 "$log"
+    grep -E "tests passed|Total Test time" "$log"
   else
     cat "$log"
     echo "quickstart: the $1 tests failed" >&2
