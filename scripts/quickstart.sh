@@ -68,8 +68,8 @@ test)
   sanitized_run asan-ubsan unit
   echo "== tsan: concurrency suites"
   sanitized_run tsan tsan
-  echo "== fuzzing: 20 s per target"
-  bash "$root/scripts/fuzz.sh" 20
+  echo "== fuzzing: 45 s per target"
+  bash "$root/scripts/fuzz.sh" 45
   echo "== release: every test"
   configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
   cd "$build" && ctest -j"$jobs" --output-on-failure
