@@ -125,34 +125,59 @@ static inline int tracing_here(void) {
   return hs__state_tracing(hs__state_now()) && !hs__guard;
 }
 
+/* Inlined into its callers: every frame between the host's call and the
+ * unwinder is one more frame to walk. */
+static inline __attribute__((always_inline)) void
+record_alloc(void *p, size_t size, uintptr_t caller) {
+  int saved = errno;
+  hs__guard++;
+  hs__record_alloc(p, size, caller);
+  hs__guard--;
+  errno = saved;
+}
+
 static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
-  if (p && tracing_here() && hs__sample_hit(size)) {
-    int saved = errno;
-    hs__guard++;
-    hs__record_alloc(p, size, caller);
-    hs__guard--;
-    errno = saved;
-  }
+  if (p && tracing_here() && hs__sample_hit(size))
+    record_alloc(p, size, caller);
+}
+
+/* The allocation is decided to be recorded before it is made, so that the
+ * common case ends in a tail call to the real allocator. */
+static __attribute__((noinline)) void *malloc_slow(size_t size,
+                                                   uintptr_t caller) {
+  if (HS_UNLIKELY(!is_ready()))
+    return pool_alloc(size, 16);
+  if (!(tracing_here() && hs__sample_hit(size)))
+    return real.malloc(size);
+  void *p = real.malloc(size);
+  if (p)
+    record_alloc(p, size, caller);
+  return p;
 }
 
 EXPORT void *malloc(size_t size) {
-  if (HS_UNLIKELY(!is_ready()))
-    return pool_alloc(size, 16);
-  void *p = real.malloc(size);
-  after_alloc(p, size, CALLER);
-  return p;
+  /* Every call but the tail call to the real allocator is in malloc_slow:
+   * the common path needs no stack frame. Sampling's fast "not this one"
+   * is decided here. */
+  if (HS_LIKELY(atomic_load_explicit(&ready, memory_order_acquire) == 2) &&
+      (!tracing_here() || hs__sample_skip(size)))
+    return real.malloc(size);
+  return malloc_slow(size, CALLER);
+}
+
+static __attribute__((noinline, cold)) void record_free(void *p) {
+  int saved = errno;
+  hs__guard++;
+  hs__record_free(p);
+  hs__guard--;
+  errno = saved;
 }
 
 EXPORT void free(void *p) {
   if (!p || in_pool(p))
     return;
-  if (tracing_here() && hs__traces_may_hold((uintptr_t)p)) {
-    int saved = errno;
-    hs__guard++;
-    hs__record_free(p);
-    hs__guard--;
-    errno = saved;
-  }
+  if (tracing_here() && hs__traces_may_hold((uintptr_t)p))
+    record_free(p);
   real.free(p);
 }
 
@@ -165,9 +190,15 @@ EXPORT void *calloc(size_t n, size_t size) {
     }
     return pool_alloc(total, 16); /* the pool is static: already zero */
   }
-  void *p = real.calloc(n, size);
-  after_alloc(p, n * size, CALLER);
-  return p;
+  size_t total;
+  if (tracing_here() && !__builtin_mul_overflow(n, size, &total) &&
+      hs__sample_hit(total)) {
+    void *p = real.calloc(n, size);
+    if (p)
+      record_alloc(p, total, CALLER);
+    return p;
+  }
+  return real.calloc(n, size);
 }
 
 static void *pool_realloc(void *old, size_t size) {

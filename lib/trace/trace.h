@@ -27,6 +27,18 @@ extern __thread int64_t hs__sample_left __attribute__((tls_model("initial-exec")
 HS_HIDDEN int hs__sample_next(size_t size);
 /* Whether an allocation of size is to be recorded. hot path: one
  * subtraction unless sampling picks it. */
+/* 1 when sampling is on and this allocation is certainly not sampled (the
+ * counter stays positive), consuming its bytes; 0 otherwise, with nothing
+ * consumed: then call hs__sample_hit(). hot path. */
+static inline int hs__sample_skip(size_t size) {
+  if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
+    return 0;
+  if (hs__sample_left > (int64_t)size) {
+    hs__sample_left -= (int64_t)size;
+    return 1;
+  }
+  return 0;
+}
 static inline int hs__sample_hit(size_t size) {
   if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
     return 1;
@@ -80,9 +92,32 @@ HS_HIDDEN int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
  * pointer that was never sampled skips the tables. Call with every table
  * lock held and the tables empty. */
 HS_HIDDEN void hs__traces_set_filter_locked(int on);
+/* The hash every heap-trace structure uses for a pointer. */
+static inline uint64_t hs__ptr_hash(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 29;
+  return x;
+}
+
+/* Sampling's counting filter over heap pointers (traces.c): a zero counter
+ * proves a pointer was never sampled. */
+#define HS_FILTER_BITS 14
+#define HS_FILTER_SHIFT (64 - 6 - HS_FILTER_BITS) /* below the shard bits */
+extern _Atomic uint16_t hs__filter[1u << HS_FILTER_BITS];
+extern int hs__filter_on;
+
 /* 0 when ptr is certainly not a traced heap block (sampling's filter says
- * so); 1 when it may be. hot path: no lock. */
-HS_HIDDEN int hs__traces_may_hold(uintptr_t ptr);
+ * so); 1 when it may be. hot path: inline, no lock, one load when not
+ * sampling. */
+static inline int hs__traces_may_hold(uintptr_t ptr) {
+  if (!__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
+    return 1;
+  uint64_t h = hs__ptr_hash(ptr);
+  return atomic_load_explicit(
+             &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
+             memory_order_relaxed) != 0;
+}
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */
 HS_HIDDEN void hs__traces_prefetch(uintptr_t ptr);

@@ -55,31 +55,32 @@ static atomic_size_t current, peak;
  * Counters change under the shard lock of the pointer they count, before
  * the block is handed to the program, so a free (which the program orders
  * after the allocation) never misses one. */
-/* 16K counters, 32 KiB: small enough to stay in cache on the free path;
- * with sampling only a few thousand blocks are live, so few false hits. */
-#define FILTER_BITS 14
-static _Atomic uint16_t filter[1u << FILTER_BITS];
-static int filter_on; /* written with every lock held and no trace live */
+/* 16K counters (HS_FILTER_BITS), 32 KiB: small enough to stay in cache on
+ * the free path; with sampling only a few thousand blocks are live, so few
+ * false hits. */
+_Atomic uint16_t hs__filter[1u << HS_FILTER_BITS];
+int hs__filter_on; /* written with every lock held and no trace live */
 
 void hs__traces_set_filter_locked(int on) {
-  for (size_t i = 0; i < (1u << FILTER_BITS); i++)
-    atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
-  __atomic_store_n(&filter_on, on, __ATOMIC_RELAXED);
+  for (size_t i = 0; i < (1u << HS_FILTER_BITS); i++)
+    atomic_store_explicit(&hs__filter[i], 0, memory_order_relaxed);
+  __atomic_store_n(&hs__filter_on, on, __ATOMIC_RELAXED);
 }
 
 static inline void filter_add(uint64_t h, int d) {
-  if (__atomic_load_n(&filter_on, __ATOMIC_RELAXED))
-    atomic_fetch_add_explicit(&filter[h >> (64 - TRACE_SHARD_BITS - FILTER_BITS) &
-                                      ((1u << FILTER_BITS) - 1)],
-                              (uint16_t)d, memory_order_relaxed);
+  if (__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
+    atomic_fetch_add_explicit(
+        &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
+        (uint16_t)d, memory_order_relaxed);
 }
 
 static inline int filter_says_absent(uint64_t h) {
-  return __atomic_load_n(&filter_on, __ATOMIC_RELAXED) &&
-         atomic_load_explicit(&filter[h >> (64 - TRACE_SHARD_BITS - FILTER_BITS) &
-                                      ((1u << FILTER_BITS) - 1)],
-                              memory_order_relaxed) == 0;
+  return __atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED) &&
+         atomic_load_explicit(
+             &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
+             memory_order_relaxed) == 0;
 }
+
 /* The traced size at which trigger_fn is called (SIZE_MAX: never). */
 static atomic_size_t trigger_at = SIZE_MAX;
 static void (*trigger_fn)(size_t now);
@@ -90,11 +91,7 @@ void hs__traces_set_trigger(size_t at, void (*fn)(size_t now)) {
 }
 
 static inline uint64_t mix(uintptr_t p, unsigned domain) {
-  uint64_t x = (uint64_t)p ^ ((uint64_t)domain << 47);
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 29;
-  return x;
+  return hs__ptr_hash((uint64_t)p ^ ((uint64_t)domain << 47));
 }
 
 static inline void add_current(size_t size) {
@@ -117,10 +114,6 @@ static inline void add_current(size_t size) {
 
 static inline void sub_current(size_t size) {
   atomic_fetch_sub_explicit(&current, size, memory_order_relaxed);
-}
-
-int hs__traces_may_hold(uintptr_t ptr) {
-  return !filter_says_absent(mix(ptr, 0));
 }
 
 /* ---- the heap shards ---- */
@@ -451,7 +444,7 @@ void hs__traces_clear_locked(void) {
   atomic_store(&wide.count, 0);
   atomic_store(&current, 0);
   atomic_store(&peak, 0);
-  if (__atomic_load_n(&filter_on, __ATOMIC_RELAXED))
+  if (__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
     hs__traces_set_filter_locked(1);
 }
 
