@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../session/session.h"
+#include "../unwind/unwind.h"
 #include "../trace/trace.h"
 #include "real.h"
 
@@ -150,8 +151,21 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
   if (!(tracing_here() && hs__sample_hit(size)))
     return real.malloc(size);
   void *p = real.malloc(size);
-  if (p)
-    record_alloc(p, size, caller);
+  if (!p)
+    return p;
+  /* Unwound here, inline: this is the only heapsnap frame on the stack
+   * the unwinder walks. */
+  int saved = errno;
+  hs__guard++;
+  unsigned s = hs__state_now();
+  if (hs__state_tracing(s)) {
+    hs__traces_prefetch((uintptr_t)p);
+    uintptr_t frames[HS_MAX_FRAMES];
+    int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
+    (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n);
+  }
+  hs__guard--;
+  errno = saved;
   return p;
 }
 

@@ -104,20 +104,8 @@ static __thread struct {
   unsigned state;
 } stack_memo[STACK_MEMO] __attribute__((tls_model("initial-exec")));
 
-/* Records a block for (domain, ptr) with the stack above caller_ret.
- * hot path: no global lock; allocates only for a new stack or a growing
- * table, and then from the real allocator (the guard is held). */
-static int record(unsigned domain, uintptr_t ptr, size_t size,
-                  uintptr_t caller_ret) {
-  unsigned s = hs__state_now();
-  if (!hs__state_tracing(s))
-    return HS_ENOTTRACING;
-  if (domain == 0)
-    hs__traces_prefetch(ptr);
-  uintptr_t frames[HS_MAX_FRAMES];
-  int n = hs__unwind_capture(
-      frames, atomic_load_explicit(&nframe_active, memory_order_relaxed),
-      caller_ret);
+int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr, size_t size,
+                      const uintptr_t *frames, int n) {
   uint32_t id;
   int is_new = 0, rc = 0;
   uint64_t h = hs__stack_hash(frames, n);
@@ -140,6 +128,25 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
       hook(frames, n);
   }
   return rc;
+}
+
+int hs__nframe_now(void) {
+  return atomic_load_explicit(&nframe_active, memory_order_relaxed);
+}
+
+/* Records a block for (domain, ptr) with the stack above caller_ret.
+ * hot path: no global lock; allocates only for a new stack or a growing
+ * table, and then from the real allocator (the guard is held). */
+static int record(unsigned domain, uintptr_t ptr, size_t size,
+                  uintptr_t caller_ret) {
+  unsigned s = hs__state_now();
+  if (!hs__state_tracing(s))
+    return HS_ENOTTRACING;
+  if (domain == 0)
+    hs__traces_prefetch(ptr);
+  uintptr_t frames[HS_MAX_FRAMES];
+  int n = hs__unwind_capture(frames, hs__nframe_now(), caller_ret);
+  return hs__record_frames(s, domain, ptr, size, frames, n);
 }
 
 void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret) {

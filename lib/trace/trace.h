@@ -154,6 +154,12 @@ HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
 /* ---- recording (control.c) ---- */
 /* Called by the interposer, with the guard held and tracing seen on. */
 HS_HIDDEN void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret);
+/* The two halves of recording, for a caller that unwinds itself (malloc,
+ * to keep heapsnap's frames off the stack it walks): the frames in force,
+ * then the record of frames[0..n) under state s (read before unwinding). */
+HS_HIDDEN int hs__nframe_now(void);
+HS_HIDDEN int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr,
+                                size_t size, const uintptr_t *frames, int n);
 HS_HIDDEN void hs__record_free(void *ptr);
 HS_HIDDEN void hs__count_drop(size_t size);
 /* fork(): hold every table lock across it, then release or reset. */

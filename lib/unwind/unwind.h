@@ -5,13 +5,49 @@
 
 #include <stdint.h>
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <string.h>
+
 #include "../common/internal.h"
+
+/* heapsnap's own frames above the caller: the unwinder entry, the recorder
+ * and the interposed function, with room for a few more in debug builds. */
+#define HS_OWN_FRAMES_MAX 8
 
 /* Stores up to max frames in out, most recent first, starting at the frame
  * whose return address is caller_ret (the interposed function's
  * __builtin_return_address(0)). Returns the number stored (>= 1).
+ * Inline, so that the function that calls it is the only heapsnap frame
+ * the unwinder walks through.
  * hot path: no allocation, no lock of heapsnap's. */
-HS_HIDDEN int hs__unwind_capture(uintptr_t *out, int max, uintptr_t caller_ret);
+static inline __attribute__((always_inline)) int
+hs__unwind_capture(uintptr_t *out, int max, uintptr_t caller_ret) {
+  if (max <= 1 || caller_ret == 0) {
+    out[0] = caller_ret;
+    return 1;
+  }
+  void *buf[HS_MAX_FRAMES + HS_OWN_FRAMES_MAX];
+  int n = unw_backtrace(buf, max + HS_OWN_FRAMES_MAX);
+  int skip = -1;
+  for (int i = 0; i < n && i < HS_OWN_FRAMES_MAX + 1; i++) {
+    if ((uintptr_t)buf[i] == caller_ret) {
+      skip = i;
+      break;
+    }
+  }
+  if (skip < 0) {
+    /* The unwinder lost the caller (no unwind info for it): the address the
+     * interposer saw is still exact, so keep that one frame. */
+    out[0] = caller_ret;
+    return 1;
+  }
+  int got = n - skip;
+  if (got > max)
+    got = max;
+  memcpy(out, buf + skip, (size_t)got * sizeof *out);
+  return got;
+}
 
 /* Unwinds once so that libunwind's lazy set-up (and its first, slow
  * dl_iterate_phdr) happens before tracing, not inside a host's malloc. */
