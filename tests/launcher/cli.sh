@@ -67,6 +67,19 @@ else
   bad "at_peak (no peak.hsnap: $(ls $work/pk))"
 fi
 
+# Sampling from the launcher: the exit snapshot says so, and its estimate of
+# the 1 MiB left live (16 times the rate: always sampled) is close.
+mkdir -p "$work/smp"
+"$HS" run -q --sample default -o "$work/smp/%n.hsnap" -- "$P/prog_triggers" grow 8 >/dev/null; rc=$?
+if [ -f "$work/smp/0.hsnap" ]; then
+  rate=$(field "$work/smp/0.hsnap" sample_rate)
+  ssize=$(field "$work/smp/0.hsnap" size)
+  check sample_option "[ $rc = 0 ] && [ $rate = 65536 ] && [ $ssize -ge $((1048576 * 9 / 10)) ] && [ $ssize -le $((1048576 * 13 / 10)) ]"
+else
+  bad "sample_option (no snapshot: $(ls $work/smp))"
+fi
+"$HS" run -q --sample 12X -- true 2>/dev/null; check bad_sample "[ $? = 2 ]"
+
 # The exit snapshot holds the leaks: prog_threads leaves 8 x 32 blocks.
 mkdir -p "$work/lk"
 "$HS" run -q -o "$work/lk/%n.hsnap" -- "$P/prog_threads" >/dev/null

@@ -1,5 +1,5 @@
 /* hsnap_info.c - prints a .hsnap file's totals for the shell tests:
- * "size=N count=N peak=N current=N pid=N". */
+ * "size=N count=N peak=N current=N pid=N sample_rate=N". */
 #include <stdio.h>
 
 #include "heapsnap.h"
@@ -15,10 +15,12 @@ int main(int argc, char **argv) {
   }
   hs_snapshot_info_t in;
   hs_snapshot_get_info(s, &in);
-  printf("size=%llu count=%llu peak=%llu current=%llu pid=%llu\n",
+  printf("size=%llu count=%llu peak=%llu current=%llu pid=%llu "
+         "sample_rate=%llu\n",
          (unsigned long long)in.size, (unsigned long long)in.count,
          (unsigned long long)in.traced_peak,
-         (unsigned long long)in.traced_current, (unsigned long long)in.pid);
+         (unsigned long long)in.traced_current, (unsigned long long)in.pid,
+         (unsigned long long)in.sample_rate);
   hs_snapshot_free(s);
   return 0;
 }

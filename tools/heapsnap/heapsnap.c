@@ -261,10 +261,11 @@ static void report(const char *tmpl, time_t start, const found_t *before,
     if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0) {
       char sz[32];
       fprintf(stderr, "%s: top %d allocation sites by line in %s (total %s "
-                      "in %llu blocks):\n",
+                      "in %llu blocks%s):\n",
               me, top, pick, hs_format_size((double)st->total_size, 0, sz,
                                             sizeof sz),
-              (unsigned long long)st->total_count);
+              (unsigned long long)st->total_count,
+              st->sample_rate ? "; sampled, so these are estimates" : "");
       for (size_t i = 0; i < st->count && i < (size_t)top; i++) {
         char line[4096];
         hs_statistic_format(&st->stats[i], HS_KEY_LINENO, line, sizeof line);
