@@ -110,13 +110,15 @@ extern int hs__filter_on;
 /* 0 when ptr is certainly not a traced heap block (sampling's filter says
  * so); 1 when it may be. hot path: inline, no lock, one load when not
  * sampling. */
+/* The filter counter of a pointer with hash h. */
+static inline _Atomic uint16_t *hs__filter_slot(uint64_t h) {
+  return &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)];
+}
+
 static inline int hs__traces_may_hold(uintptr_t ptr) {
-  if (!__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
-    return 1;
-  uint64_t h = hs__ptr_hash(ptr);
-  return atomic_load_explicit(
-             &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
-             memory_order_relaxed) != 0;
+  return !__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED) ||
+         atomic_load_explicit(hs__filter_slot(hs__ptr_hash(ptr)),
+                              memory_order_relaxed) != 0;
 }
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */

@@ -69,16 +69,13 @@ void hs__traces_set_filter_locked(int on) {
 
 static inline void filter_add(uint64_t h, int d) {
   if (__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
-    atomic_fetch_add_explicit(
-        &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
-        (uint16_t)d, memory_order_relaxed);
+    atomic_fetch_add_explicit(hs__filter_slot(h), (uint16_t)d,
+                              memory_order_relaxed);
 }
 
 static inline int filter_says_absent(uint64_t h) {
   return __atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED) &&
-         atomic_load_explicit(
-             &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)],
-             memory_order_relaxed) == 0;
+         atomic_load_explicit(hs__filter_slot(h), memory_order_relaxed) == 0;
 }
 
 /* The traced size at which trigger_fn is called (SIZE_MAX: never). */

@@ -158,21 +158,13 @@ int sd_write_html(FILE *out, const sd_report_t *r) {
   }
   fputs("],\n", out);
   if (r->nshown < r->nrows) {
-    uint64_t size = 0, count = 0;
-    /* Summed unsigned: hostile diffs wrap instead of overflowing. */
-    uint64_t usize_diff = 0, ucount_diff = 0;
-    for (size_t i = r->nshown; i < r->nrows; i++) {
-      size += r->rows[i].size;
-      count += r->rows[i].count;
-      usize_diff += (uint64_t)r->rows[i].size_diff;
-      ucount_diff += (uint64_t)r->rows[i].count_diff;
-    }
-    int64_t size_diff = (int64_t)usize_diff, count_diff = (int64_t)ucount_diff;
+    sd_other_t o;
+    sd_other_totals(r, &o);
     fprintf(out,
             "\"other\": {\"keys\": %zu, \"size\": %" PRIu64
             ", \"count\": %" PRIu64 ", \"size_diff\": %" PRId64
             ", \"count_diff\": %" PRId64 "},\n",
-            r->nrows - r->nshown, size, count, size_diff, count_diff);
+            o.keys, o.size, o.count, o.size_diff, o.count_diff);
   }
   if (stacks_json(out, r) != 0)
     return -1;

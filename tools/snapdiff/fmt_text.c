@@ -105,25 +105,16 @@ int sd_write_text(FILE *out, const sd_report_t *r, int color) {
   }
   char sz[32], dsz[32];
   if (r->nshown < r->nrows) {
-    uint64_t size = 0, count = 0;
-    /* Summed unsigned: hostile diffs wrap instead of overflowing. */
-    uint64_t usize_diff = 0, ucount_diff = 0;
-    for (size_t i = r->nshown; i < r->nrows; i++) {
-      size += r->rows[i].size;
-      count += r->rows[i].count;
-      usize_diff += (uint64_t)r->rows[i].size_diff;
-      ucount_diff += (uint64_t)r->rows[i].count_diff;
-    }
-    int64_t size_diff = (int64_t)usize_diff, count_diff = (int64_t)ucount_diff;
-    hs_format_size((double)size, 0, sz, sizeof sz);
-    hs_format_size((double)size_diff, 1, dsz, sizeof dsz);
+    sd_other_t o;
+    sd_other_totals(r, &o);
+    hs_format_size((double)o.size, 0, sz, sizeof sz);
+    hs_format_size((double)o.size_diff, 1, dsz, sizeof dsz);
     if (diff)
-      fprintf(out, "%zu other: size=%s (%s), count=%llu (%+lld)\n",
-              r->nrows - r->nshown, sz, dsz, (unsigned long long)count,
-              (long long)count_diff);
+      fprintf(out, "%zu other: size=%s (%s), count=%llu (%+lld)\n", o.keys,
+              sz, dsz, (unsigned long long)o.count, (long long)o.count_diff);
     else
-      fprintf(out, "%zu other: size=%s, count=%llu\n", r->nrows - r->nshown,
-              sz, (unsigned long long)count);
+      fprintf(out, "%zu other: size=%s, count=%llu\n", o.keys, sz,
+              (unsigned long long)o.count);
   }
   hs_format_size((double)r->total_size, 0, sz, sizeof sz);
   hs_format_size((double)r->total_size_diff, 1, dsz, sizeof dsz);

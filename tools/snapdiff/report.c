@@ -360,3 +360,19 @@ fail:
   sd_report_free(r);
   return 1;
 }
+
+void sd_other_totals(const sd_report_t *r, sd_other_t *out) {
+  /* Summed unsigned: hostile diffs wrap instead of overflowing. */
+  uint64_t size = 0, count = 0, usize_diff = 0, ucount_diff = 0;
+  for (size_t i = r->nshown; i < r->nrows; i++) {
+    size += r->rows[i].size;
+    count += r->rows[i].count;
+    usize_diff += (uint64_t)r->rows[i].size_diff;
+    ucount_diff += (uint64_t)r->rows[i].count_diff;
+  }
+  out->keys = r->nrows > r->nshown ? r->nrows - r->nshown : 0;
+  out->size = size;
+  out->count = count;
+  out->size_diff = (int64_t)usize_diff;
+  out->count_diff = (int64_t)ucount_diff;
+}

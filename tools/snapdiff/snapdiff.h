@@ -92,6 +92,14 @@ int snapdiff_main(int argc, char **argv);
 /* Loads, filters and summarizes the snapshots at paths. Returns 0, or 1
  * after printing one line naming the file and the fault on stderr.
  * Caller frees *out with sd_report_free(). */
+/* The rows past --top, summed for the "N other" line of every format. */
+typedef struct sd_other {
+  size_t keys;
+  uint64_t size, count;
+  int64_t size_diff, count_diff;
+} sd_other_t;
+void sd_other_totals(const sd_report_t *r, sd_other_t *out);
+
 int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
                     sd_report_t **out);
 void sd_report_free(sd_report_t *r);
