@@ -32,6 +32,10 @@ int main(int argc, char **argv) {
       memset(b[i], 1, 1 << 20);
       nap(20);
     }
+    /* Hold the top for a moment: the peak snapshot is taken by heapsnap's
+     * writer thread shortly after the crossing, which a loaded machine can
+     * delay past a 20 ms step. */
+    nap(200);
     for (int i = 1; i < n; i++)
       free(b[i]);
     nap(50);
