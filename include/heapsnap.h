@@ -114,6 +114,10 @@ typedef struct hs_stats {
                                  malloc, calloc, memalign... and each
                                  realloc that returned a block counts once,
                                  as heaptrack counts them */
+  uint64_t event_ring_bytes;  /* part of tracer_memory: the ring through
+                                 which full tracing hands allocations and
+                                 frees to the table (HEAPSNAP_DEFER); made
+                                 at the first start, kept until exit */
 } hs_stats_t;
 
 /* Fills *out. Always succeeds (counters are read without stopping threads,

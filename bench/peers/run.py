@@ -81,6 +81,15 @@ def main():
         for n in (1, 16, 64, 256):
             run("heapsnap nframe=%d" % n, cmd, dict(env0, LD_PRELOAD=a.lib,
                 HEAPSNAP_FRAMES=str(n), HEAPSNAP_OUTPUT=tmp + "/hs.%p.%n.hsnap"))
+        # Each design choice against what it replaced, in the same run:
+        # stacks by libunwind alone, and table updates made immediately.
+        run("  nframe=64 libunwind", cmd, dict(env0, LD_PRELOAD=a.lib,
+            HEAPSNAP_FRAMES="64", HEAPSNAP_UNWIND="libunwind",
+            HEAPSNAP_AT_EXIT="0"))
+        run("  nframe=64 fast unw.", cmd, dict(env0, LD_PRELOAD=a.lib,
+            HEAPSNAP_FRAMES="64", HEAPSNAP_AT_EXIT="0"))
+        run("  nframe=64 immediate", cmd, dict(env0, LD_PRELOAD=a.lib,
+            HEAPSNAP_FRAMES="64", HEAPSNAP_DEFER="0", HEAPSNAP_AT_EXIT="0"))
         # Production mode: sampling at the default rate, full depth.
         run("heapsnap sampled 64K", cmd, dict(env0, LD_PRELOAD=a.lib,
             HEAPSNAP_FRAMES="64", HEAPSNAP_SAMPLE="default",
@@ -126,6 +135,13 @@ def main():
                   "the untraced run (target < 5%%) %s; the exit snapshot adds "
                   "%.3f s once" % (100 * ov, "PASS" if ov < 0.05 else "MISS",
                                    smp[0] - run_only[0]))
+        lu, fu, im = (by.get("  nframe=64 libunwind"),
+                      by.get("  nframe=64 fast unw."),
+                      by.get("  nframe=64 immediate"))
+        if lu and fu and im and lu[0] and fu[0] and im[0]:
+            print("  nframe=64 overhead: fast unwinding %.3f s vs libunwind "
+                  "%.3f s; deferred table %.3f s vs immediate %.3f s" %
+                  (fu[0] - t0, lu[0] - t0, fu[0] - t0, im[0] - t0))
         full16 = by.get("heapsnap nframe=16")
         if full16 and full16[0]:
             r16 = full16[0] / t0

@@ -54,6 +54,11 @@ enum hs_mem_kind { HS_MEM_TRACES, HS_MEM_STACKS, HS_MEM_OTHER, HS_MEM_KINDS };
 HS_HIDDEN void *hs__mem_alloc(enum hs_mem_kind kind, size_t size);
 HS_HIDDEN void *hs__mem_calloc(enum hs_mem_kind kind, size_t n, size_t size);
 HS_HIDDEN void hs__mem_free(enum hs_mem_kind kind, void *p, size_t size);
+/* The same for large, zeroed tables (mapped, offered to huge pages); free
+ * with hs__mem_free_big and the same size. */
+HS_HIDDEN void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n,
+                                   size_t size);
+HS_HIDDEN void hs__mem_free_big(enum hs_mem_kind kind, void *p, size_t size);
 HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
 
 /* Fault injection seam for tests: when set, hs__mem_alloc calls it first

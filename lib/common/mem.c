@@ -1,6 +1,7 @@
 /* mem.c - heapsnap's own memory: every internal allocation is counted here so
  * that hs_get_tracer_memory() is exact and tests can inject failures. */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -37,4 +38,67 @@ void hs__mem_free(enum hs_mem_kind kind, void *p, size_t size) {
 
 size_t hs__mem_used(enum hs_mem_kind kind) {
   return atomic_load_explicit(&used[kind], memory_order_relaxed);
+}
+
+/* Large tables are mapped directly, populated at once and, from 2 MiB,
+ * offered to transparent huge pages. A live-trace table is probed at
+ * random: with 4 KiB pages each probe of a table larger than the TLB's
+ * reach costs a page walk on top of its cache miss. Populating matters as
+ * much: a fresh page first read by a probe is the shared zero page, and
+ * the write that follows is a copy-on-write fault whose TLB flush
+ * interrupts every CPU the program runs on. */
+#define HS_BIG (64u << 10)
+#define HS_HUGE (2u << 20)
+
+static size_t big_len(size_t total) {
+  size_t unit = total >= HS_HUGE ? HS_HUGE : 4096;
+  return (total + unit - 1) & ~(unit - 1);
+}
+
+void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total))
+    return NULL;
+  if (total < HS_BIG)
+    return hs__mem_calloc(kind, n, size);
+  if (HS_UNLIKELY(hs__mem_fail_hook != NULL) && hs__mem_fail_hook(total))
+    return NULL;
+  size_t len = big_len(total);
+  size_t align = total >= HS_HUGE ? HS_HUGE : 0;
+  /* Huge pages need 2 MiB alignment: map that much more, trim the ends. */
+  char *raw = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return NULL;
+  char *p = raw;
+  if (align) {
+    p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    if (p > raw)
+      munmap(raw, (size_t)(p - raw));
+    if (p + len < raw + len + align)
+      munmap(p + len, (size_t)(raw + len + align - (p + len)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+  }
+#ifdef MADV_POPULATE_WRITE
+  (void)madvise(p, len, MADV_POPULATE_WRITE);
+#else
+  for (size_t off = 0; off < len; off += 4096)
+    ((volatile char *)p)[off] = 0;
+#endif
+  atomic_fetch_add_explicit(&used[kind], len, memory_order_relaxed);
+  return p;
+}
+
+void hs__mem_free_big(enum hs_mem_kind kind, void *p, size_t size) {
+  if (!p)
+    return;
+  if (size < HS_BIG) {
+    hs__mem_free(kind, p, size);
+    return;
+  }
+  size_t len = big_len(size);
+  munmap(p, len);
+  atomic_fetch_sub_explicit(&used[kind], len, memory_order_relaxed);
 }

@@ -159,7 +159,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
   hs__guard++;
   unsigned s = hs__state_now();
   if (hs__state_tracing(s)) {
-    hs__traces_prefetch((uintptr_t)p);
+    if (!hs__deferring())
+      hs__traces_prefetch((uintptr_t)p);
     uintptr_t frames[HS_MAX_FRAMES];
     int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
     (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n);
@@ -240,6 +241,13 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   }
   if (!tracing_here())
     return real.realloc(old, size);
+  if (hs__deferring() && !atomic_load_explicit(&hs__sample_rate,
+                                            memory_order_relaxed)) {
+    hs__guard++;
+    void *p = hs__realloc_deferred(old, size, caller, real.realloc);
+    hs__guard--;
+    return p;
+  }
   /* Forget the old block before the real call: once it is freed another
    * thread may be given the same address and trace it. */
   size_t old_size = 0;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../trace/trace.h"
+#include "../unwind/unwind.h"
 #include "session.h"
 
 static struct config {
@@ -33,6 +34,8 @@ static struct config {
   int follow_fork;         /* trace children of fork (default on) */
   int follow_exec;         /* keep LD_PRELOAD for exec'd images (on) */
   int quiet;               /* no messages on stderr but errors */
+  int defer;               /* HEAPSNAP_DEFER: 0, 1 (ring) or 2 (+ applier) */
+  int unwind;              /* HS_UNWIND_FAST or HS_UNWIND_LIBUNWIND */
   uint64_t sample;         /* 0: every allocation; N: one per N bytes */
 } cfg;
 
@@ -189,13 +192,14 @@ static int valid_template(const char *t) {
 /* Reads every HEAPSNAP_* variable; on any bad value says which and leaves
  * tracing off (returns -1). The variables: FRAMES, OUTPUT, AT_EXIT, SIGNAL,
  * INTERVAL, EVERY_BYTES, AT_PEAK, PEAK_INTERVAL, FOLLOW_FORK, FOLLOW_EXEC,
- * QUIET, SAMPLE, WRAPPERS (docs/launcher.md); and FAULT_ALLOC, a testing
+ * QUIET, SAMPLE, DEFER, UNWIND, WRAPPERS (docs/launcher.md); and FAULT_ALLOC, a testing
  * aid that makes heapsnap's own allocations fail (docs/reliability.md). */
 static int read_config(void) {
   const char *v;
   cfg.at_exit = 1;
   cfg.follow_fork = 1;
   cfg.follow_exec = 1;
+  cfg.defer = 2;
   cfg.peak_interval = 1.0;
   snprintf(cfg.output, sizeof cfg.output, "heapsnap.%%e.%%p.%%n.hsnap");
 #define BAD(var, val, what)                                                   \
@@ -243,6 +247,20 @@ static int read_config(void) {
     BAD("HEAPSNAP_FOLLOW_EXEC", v, "expected 1 or 0");
   if ((v = getenv("HEAPSNAP_QUIET")) && *v && parse_bool(v, &cfg.quiet))
     BAD("HEAPSNAP_QUIET", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_DEFER")) && *v) {
+    if (!strcmp(v, "0") || !strcmp(v, "1") || !strcmp(v, "2"))
+      cfg.defer = *v - '0';
+    else
+      BAD("HEAPSNAP_DEFER", v, "expected 0, 1 or 2");
+  }
+  if ((v = getenv("HEAPSNAP_UNWIND")) && *v) {
+    if (!strcmp(v, "fast"))
+      cfg.unwind = HS_UNWIND_FAST;
+    else if (!strcmp(v, "libunwind"))
+      cfg.unwind = HS_UNWIND_LIBUNWIND;
+    else
+      BAD("HEAPSNAP_UNWIND", v, "expected fast or libunwind");
+  }
   if ((v = getenv("HEAPSNAP_SAMPLE")) && *v) {
     /* "default" or a byte count (K, M, G); 0 traces every allocation. */
     if (!strcmp(v, "default"))
@@ -554,6 +572,11 @@ void hs__session_init(void) {
     drop_from_preload();
   if (cfg.sample && hs_set_sample_rate((size_t)cfg.sample, 0) != 0)
     goto out;
+  /* Byte and peak triggers watch the traced total as each allocation
+   * lands: with deferred updates it would lag by the applier's delay and
+   * a fast climb could pass several thresholds before one is seen. */
+  hs__defer_configure(cfg.every_bytes || cfg.at_peak ? 0 : cfg.defer);
+  hs__unwind_set_mode(cfg.unwind);
   if (hs_start(cfg.frames) != 0)
     goto out;
   if (needs_writer() && start_writer() != 0) {

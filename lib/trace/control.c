@@ -1,6 +1,7 @@
 /* control.c - the tracing state and the public control API (hs_start,
  * hs_stop, totals, domains, object tracebacks), and the recording path the
  * interposer calls. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -104,29 +105,37 @@ static __thread struct {
   unsigned state;
 } stack_memo[STACK_MEMO] __attribute__((tls_model("initial-exec")));
 
-int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr, size_t size,
-                      const uintptr_t *frames, int n) {
-  uint32_t id;
+/* The id of stack frames[0..n) under state s: 0, HS_ENOMEM or
+ * HS_ENOTTRACING. hot path. */
+static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id) {
   int is_new = 0, rc = 0;
   uint64_t h = hs__stack_hash(frames, n);
   __typeof__(stack_memo[0]) *m = &stack_memo[h & (STACK_MEMO - 1)];
   if (m->hash == h && m->state == s) {
-    id = m->id;
-  } else if ((rc = hs__stack_intern_hashed(frames, n, h, s, &id, &is_new)) ==
-             0) {
-    m->hash = h;
-    m->id = id;
-    m->state = s;
+    *id = m->id;
+    return 0;
   }
-  if (rc == 0)
-    rc = hs__traces_insert(domain, ptr, size, id, s);
-  if (rc == HS_ENOMEM)
-    hs__count_drop(size);
+  if ((rc = hs__stack_intern_hashed(frames, n, h, s, id, &is_new)) != 0)
+    return rc;
+  m->hash = h;
+  m->id = *id;
+  m->state = s;
   if (is_new) {
     void (*hook)(const uintptr_t *, int) = atomic_load(&new_stack_hook);
     if (hook)
       hook(frames, n);
   }
+  return 0;
+}
+
+int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr, size_t size,
+                      const uintptr_t *frames, int n) {
+  uint32_t id;
+  int rc = intern(s, frames, n, &id);
+  if (rc == 0 && !(domain == 0 && hs__defer_alloc(ptr, size, id, s)))
+    rc = hs__traces_insert(domain, ptr, size, id, s);
+  if (rc == HS_ENOMEM)
+    hs__count_drop(size);
   return rc;
 }
 
@@ -142,7 +151,7 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
   unsigned s = hs__state_now();
   if (!hs__state_tracing(s))
     return HS_ENOTTRACING;
-  if (domain == 0)
+  if (domain == 0 && !hs__deferring())
     hs__traces_prefetch(ptr);
   uintptr_t frames[HS_MAX_FRAMES];
   int n = hs__unwind_capture(frames, hs__nframe_now(), caller_ret);
@@ -154,7 +163,47 @@ void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret) {
 }
 
 void hs__record_free(void *ptr) {
-  (void)hs__traces_remove(0, (uintptr_t)ptr, NULL, NULL);
+  if (!hs__defer_free((uintptr_t)ptr))
+    (void)hs__traces_remove(0, (uintptr_t)ptr, NULL, NULL);
+}
+
+void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
+                           void *(*real_realloc)(void *, size_t)) {
+  int saved = errno;
+  unsigned s = hs__state_now();
+  uint32_t id = 0;
+  int have = 0, drop = 0;
+  if (hs__state_tracing(s)) {
+    uintptr_t frames[HS_MAX_FRAMES];
+    int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
+    int rc = intern(s, frames, n, &id);
+    have = rc == 0;
+    drop = rc == HS_ENOMEM;
+  }
+  uint64_t ticket = old ? hs__defer_realloc_free((uintptr_t)old) : 0;
+  int queued = ticket != 0;
+  size_t old_size = 0;
+  uint32_t old_stack = 0;
+  int had = 0;
+  if (old && !queued)
+    had = hs__traces_remove(0, (uintptr_t)old, &old_size, &old_stack);
+  errno = saved;
+  void *p = real_realloc(old, size);
+  saved = errno;
+  /* glibc's realloc(old, 0) frees old and returns NULL; any other NULL is
+   * a failure that leaves old allocated. */
+  if (!p && size != 0 && old) {
+    if (queued)
+      hs__defer_realloc_failed((uintptr_t)old, ticket);
+    else if (had)
+      (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s);
+  }
+  if (p && (drop || (have && !hs__defer_alloc((uintptr_t)p, size, id, s) &&
+                      hs__traces_insert(0, (uintptr_t)p, size, id, s) ==
+                          HS_ENOMEM)))
+    hs__count_drop(size);
+  errno = saved;
+  return p;
 }
 
 /* Every start, stop and clear takes each table lock, so no hook is
@@ -168,6 +217,7 @@ static void unlock_tables(void) {
   hs__stacks_unlock_all();
 }
 static void set_state(int tracing, int clear) {
+  hs__defer_drain();
   lock_tables();
   unsigned gen = (hs__state_now() >> 1) + 1;
   if (clear) {
@@ -200,6 +250,7 @@ int hs_start(int nframe) {
     atomic_store(&thread_seq, 0);
     atomic_fetch_add(&seed_gen, 1);
     atomic_store(&hs__sample_rate, next_rate);
+    hs__defer_start(next_rate != 0);
     lock_tables();
     hs__traces_set_filter_locked(next_rate != 0);
     unlock_tables();
@@ -213,8 +264,9 @@ int hs_start(int nframe) {
 void hs_stop(void) {
   hs__guard++;
   pthread_mutex_lock(&control_mu);
-  if (hs__state_tracing(hs__state_now()))
+  if (hs__state_tracing(hs__state_now())) {
     set_state(0, 1);
+  }
   pthread_mutex_unlock(&control_mu);
   hs__guard--;
 }
@@ -273,9 +325,10 @@ void hs_get_stats(hs_stats_t *out) {
   out->tracer_memory = hs_get_tracer_memory();
   out->trace_table_bytes = hs__mem_used(HS_MEM_TRACES);
   out->stack_table_bytes = hs__mem_used(HS_MEM_STACKS);
-  out->dropped_traces = atomic_load(&dropped_traces);
+  out->dropped_traces = atomic_load(&dropped_traces) + hs__defer_lost_in_fork();
   out->dropped_bytes = atomic_load(&dropped_bytes);
   out->alloc_calls = hs__traces_inserts();
+  out->event_ring_bytes = hs__defer_ring_bytes();
 }
 
 int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {
@@ -315,11 +368,13 @@ int hs_untrack(unsigned int domain, uintptr_t ptr) {
 
 void hs__fork_prepare(void) {
   pthread_mutex_lock(&control_mu);
+  hs__defer_fork_prepare();
   lock_tables();
 }
 
 void hs__fork_parent(void) {
   unlock_tables();
+  hs__defer_fork_parent();
   pthread_mutex_unlock(&control_mu);
 }
 
@@ -327,5 +382,6 @@ void hs__fork_child(void) {
   /* Only this thread exists now; whatever the others held is free. */
   hs__traces_reset_locks();
   hs__stacks_reset_locks();
+  hs__defer_fork_child();
   pthread_mutex_init(&control_mu, NULL);
 }

@@ -123,6 +123,12 @@ static inline int hs__traces_may_hold(uintptr_t ptr) {
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */
 HS_HIDDEN void hs__traces_prefetch(uintptr_t ptr);
+/* The same two without applying the deferred events first: for the ring's
+ * applier (defer.c). */
+HS_HIDDEN int hs__traces_insert_now(unsigned domain, uintptr_t ptr,
+                                    size_t size, uint32_t stack, unsigned s);
+HS_HIDDEN int hs__traces_remove_now(unsigned domain, uintptr_t ptr,
+                                    size_t *size, uint32_t *stack);
 /* Looks the trace up without removing it: 1 found, 0 not. */
 HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
@@ -153,6 +159,41 @@ typedef struct hs_trace_rec {
 HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
                                   void *arg);
 
+/* ---- deferred table updates (defer.c) ---- */
+/* Non-zero while heap events go through the ring. hot path. */
+extern int hs__defer_on;
+static inline int hs__deferring(void) {
+  return __atomic_load_n(&hs__defer_on, __ATOMIC_RELAXED);
+}
+/* HEAPSNAP_DEFER: 0 keeps every update immediate. Before tracing starts. */
+HS_HIDDEN void hs__defer_configure(int on);
+/* At each start, with the control lock held: the ring (and its applier
+ * thread) for full tracing, immediate updates for sampled tracing. */
+HS_HIDDEN void hs__defer_start(int sampling);
+/* Queues the allocation (stack interned under state s) or the free of a
+ * heap block; 1 if queued, 0 if the caller must update the table itself.
+ * hot path. */
+HS_HIDDEN int hs__defer_alloc(uintptr_t ptr, size_t size, uint32_t stack,
+                              unsigned s);
+HS_HIDDEN int hs__defer_free(uintptr_t ptr);
+/* realloc: the old block's free, queued before the real call with a note
+ * to keep its trace aside; the event's number + 1, or 0 when the caller
+ * must update the table itself. If the call fails, the trace comes back
+ * with hs__defer_realloc_failed(old, that number). */
+HS_HIDDEN uint64_t hs__defer_realloc_free(uintptr_t old);
+HS_HIDDEN void hs__defer_realloc_failed(uintptr_t old, uint64_t ticket);
+/* Applies every event queued before the call; the table is then exact.
+ * Call with no table lock held. */
+HS_HIDDEN void hs__defer_drain(void);
+/* The ring's size (0 before the first deferred start). */
+HS_HIDDEN size_t hs__defer_ring_bytes(void);
+/* Events lost because the thread that numbered them did not survive a
+ * fork. */
+HS_HIDDEN uint64_t hs__defer_lost_in_fork(void);
+HS_HIDDEN void hs__defer_fork_prepare(void);
+HS_HIDDEN void hs__defer_fork_parent(void);
+HS_HIDDEN void hs__defer_fork_child(void);
+
 /* ---- recording (control.c) ---- */
 /* Called by the interposer, with the guard held and tracing seen on. */
 HS_HIDDEN void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret);
@@ -163,6 +204,12 @@ HS_HIDDEN int hs__nframe_now(void);
 HS_HIDDEN int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr,
                                 size_t size, const uintptr_t *frames, int n);
 HS_HIDDEN void hs__record_free(void *ptr);
+/* realloc while events are deferred: the stack and the old block's free
+ * before the real call, the new block (or the old one's return, if the
+ * call failed) after it. Returns what real_realloc returned, with its
+ * errno. */
+HS_HIDDEN void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
+                                     void *(*real_realloc)(void *, size_t));
 HS_HIDDEN void hs__count_drop(size_t size);
 /* fork(): hold every table lock across it, then release or reset. */
 HS_HIDDEN void hs__fork_prepare(void);

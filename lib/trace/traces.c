@@ -117,7 +117,7 @@ static inline void sub_current(size_t size) {
 
 static int shard_grow(trace_shard_t *sh) {
   uint32_t ncap = sh->slots ? (sh->mask + 1) * 2 : 256;
-  slot_t *ns = hs__mem_calloc(HS_MEM_TRACES, ncap, sizeof *ns);
+  slot_t *ns = hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *ns);
   if (!ns)
     return HS_ENOMEM;
   for (uint32_t i = 0; sh->slots && i <= sh->mask; i++) {
@@ -129,7 +129,7 @@ static int shard_grow(trace_shard_t *sh) {
     ns[j] = sh->slots[i];
   }
   if (sh->slots)
-    hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
+    hs__mem_free_big(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
   /* Stored atomically for hs__traces_prefetch, which reads unlocked. */
   __atomic_store_n(&sh->slots, ns, __ATOMIC_RELAXED);
   __atomic_store_n(&sh->mask, ncap - 1, __ATOMIC_RELAXED);
@@ -353,8 +353,8 @@ static inline int wide_empty(void) {
   return atomic_load_explicit(&wide.count, memory_order_relaxed) == 0;
 }
 
-int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
-                      uint32_t stack, unsigned s) {
+int hs__traces_insert_now(unsigned domain, uintptr_t ptr, size_t size,
+                          uint32_t stack, unsigned s) {
   if (fits_heap(domain, ptr, size)) {
     /* A domain-0 trace may only be in the wide table after hs_track()
      * gave the same pointer a huge size; keep one trace per pointer. */
@@ -367,8 +367,8 @@ int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
   return wide_insert(domain, ptr, size, stack, s);
 }
 
-int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
-                      uint32_t *stack) {
+int hs__traces_remove_now(unsigned domain, uintptr_t ptr, size_t *size,
+                          uint32_t *stack) {
   if (domain == 0 && ptr != 0 && heap_take(ptr, 1, size, stack))
     return 1;
   return !wide_empty() && wide_take(domain, ptr, 1, size, stack);
@@ -376,12 +376,28 @@ int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
 
 int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                       uint32_t *stack) {
+  hs__defer_drain();
   if (domain == 0 && ptr != 0 && heap_take(ptr, 0, size, stack))
     return 1;
   return !wide_empty() && wide_take(domain, ptr, 0, size, stack);
 }
 
+/* The immediate entry points apply after whatever the ring holds, so that
+ * the table sees every block's events in the order they happened. */
+int hs__traces_insert(unsigned domain, uintptr_t ptr, size_t size,
+                      uint32_t stack, unsigned s) {
+  hs__defer_drain();
+  return hs__traces_insert_now(domain, ptr, size, stack, s);
+}
+
+int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
+                      uint32_t *stack) {
+  hs__defer_drain();
+  return hs__traces_remove_now(domain, ptr, size, stack);
+}
+
 void hs__traces_totals(size_t *cur, size_t *pk) {
+  hs__defer_drain();
   if (cur)
     *cur = atomic_load_explicit(&current, memory_order_relaxed);
   if (pk)
@@ -389,10 +405,12 @@ void hs__traces_totals(size_t *cur, size_t *pk) {
 }
 
 void hs__traces_reset_peak(void) {
+  hs__defer_drain();
   atomic_store_explicit(&peak, atomic_load(&current), memory_order_relaxed);
 }
 
 uint64_t hs__traces_inserts(void) {
+  hs__defer_drain();
   uint64_t n = __atomic_load_n(&wide.inserts, __ATOMIC_RELAXED);
   for (unsigned i = 0; i < TRACE_SHARDS; i++)
     n += __atomic_load_n(&shards[i].inserts, __ATOMIC_RELAXED);
@@ -400,6 +418,7 @@ uint64_t hs__traces_inserts(void) {
 }
 
 uint64_t hs__traces_count(void) {
+  hs__defer_drain();
   uint64_t n = atomic_load_explicit(&wide.count, memory_order_relaxed);
   for (unsigned i = 0; i < TRACE_SHARDS; i++)
     n += __atomic_load_n(&shards[i].count, __ATOMIC_RELAXED);
@@ -428,7 +447,7 @@ void hs__traces_clear_locked(void) {
   for (unsigned i = 0; i < TRACE_SHARDS; i++) {
     trace_shard_t *sh = &shards[i];
     if (sh->slots)
-      hs__mem_free(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof(slot_t));
+      hs__mem_free_big(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof(slot_t));
     __atomic_store_n(&sh->slots, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&sh->mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&sh->count, 0, __ATOMIC_RELAXED);
@@ -448,6 +467,7 @@ void hs__traces_clear_locked(void) {
 void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
                         void *arg) {
   hs_trace_rec_t rec;
+  hs__defer_drain();
   for (unsigned i = 0; i < TRACE_SHARDS; i++) {
     trace_shard_t *sh = &shards[i];
     hs__lock(&sh->lock);

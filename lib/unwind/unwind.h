@@ -15,6 +15,18 @@
  * and the interposed function, with room for a few more in debug builds. */
 #define HS_OWN_FRAMES_MAX 8
 
+/* How stacks are captured: frame pointers with libunwind per frame where
+ * they are missing (the default), or libunwind's unw_backtrace for every
+ * frame (HEAPSNAP_UNWIND=libunwind, to compare). */
+enum { HS_UNWIND_FAST, HS_UNWIND_LIBUNWIND };
+extern int hs__unwind_mode;
+HS_HIDDEN void hs__unwind_set_mode(int mode);
+/* The fast capture (fast.c), from frame, the frame address of the function
+ * that inlined hs__unwind_capture: 0 when it cannot start there (then
+ * unw_backtrace does the work). */
+HS_HIDDEN int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
+                              uintptr_t frame);
+
 /* Stores up to max frames in out, most recent first, starting at the frame
  * whose return address is caller_ret (the interposed function's
  * __builtin_return_address(0)). Returns the number stored (>= 1).
@@ -26,6 +38,13 @@ hs__unwind_capture(uintptr_t *out, int max, uintptr_t caller_ret) {
   if (max <= 1 || caller_ret == 0) {
     out[0] = caller_ret;
     return 1;
+  }
+  if (HS_LIKELY(__atomic_load_n(&hs__unwind_mode, __ATOMIC_RELAXED) ==
+                HS_UNWIND_FAST)) {
+    int got = hs__unwind_fast(out, max, caller_ret,
+                              (uintptr_t)__builtin_frame_address(0));
+    if (got > 0)
+      return got;
   }
   void *buf[HS_MAX_FRAMES + HS_OWN_FRAMES_MAX];
   int n = unw_backtrace(buf, max + HS_OWN_FRAMES_MAX);

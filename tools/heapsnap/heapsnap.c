@@ -65,7 +65,7 @@ static void usage(FILE *f) {
 "  HEAPSNAP_FRAMES, HEAPSNAP_OUTPUT, HEAPSNAP_SIGNAL, HEAPSNAP_INTERVAL,\n"
 "  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
 "  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_SAMPLE, HEAPSNAP_FOLLOW_FORK,\n"
-"  HEAPSNAP_FOLLOW_EXEC. See docs/launcher.md.\n");
+"  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND. See docs/launcher.md.\n");
 }
 
 /* The library next to this program, in the build tree or the install. */

@@ -1,0 +1,390 @@
+/* defer.c - deferred updates of the heap-trace table: allocating threads put
+ * each allocation and free into one ring, in the order the allocator served
+ * them, and the thread that finds the ring full (or whoever next needs the
+ * table, or on request a background applier thread) applies them, many at a
+ * time, with the table's cache misses overlapped.
+ *
+ * Why a single ring: a free must reach the table after the allocation of
+ * the same block and before the next allocation at that address, whichever
+ * threads made them. One sequence counter gives that order for free - the
+ * allocation takes its number before the block is handed out, the free
+ * before the block goes back - and the table sees events in number order.
+ * A thread only waits when the ring is full, and then it applies events
+ * itself, so nothing depends on an applier thread being scheduled. The
+ * applier (HEAPSNAP_DEFER=2, the default, given a second CPU) takes the
+ * table's work off a program that leaves a CPU idle; a program that keeps
+ * every CPU busy does better with HEAPSNAP_DEFER=1 (BENCHMARKS.md). */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trace.h"
+
+#define RING_BITS 16
+#define RING_SIZE (1u << RING_BITS)
+#define RING_MASK (RING_SIZE - 1)
+/* The low bits of the pointer word (heap blocks are 16-byte aligned): the
+ * event's kind, and the parity of the ring's lap it was written in - a slot
+ * holds the event numbered t once it is marked written with t's lap bit,
+ * so the applier never writes to the ring and its lines only travel one
+ * way. The ring stays mapped once made (1 MiB, counted as tracer memory):
+ * a thread that saw tracing on may still be writing into it after a stop. */
+#define EV_FREE 1u
+#define EV_NOP 2u
+#define EV_WRITTEN 4u /* a zeroed slot is unwritten in every lap */
+#define EV_LAP 8u
+#define EV_BITS 15u
+#define GEN_BITS 8
+#define GEN_MASK ((1u << GEN_BITS) - 1)
+/* How far ahead of the event being applied its table slot is prefetched. */
+#define PREFETCH_AHEAD 12
+/* Events applied per hold of the drain lock by the background thread, so
+ * that a snapshot waiting for it is not kept out long. */
+#define BATCH 4096
+/* Fewer pending events than this wait for the applier's next wake-up. */
+#define MIN_BATCH 1024
+
+typedef struct {
+  _Atomic uintptr_t word; /* pointer | kind | lap */
+  uint64_t meta;          /* size << 32 | generation << 24 | stack id */
+} ev_t;
+_Static_assert(sizeof(ev_t) == 16, "an event is 16 bytes");
+
+static ev_t *ring;
+int hs__defer_on;
+static struct {
+  _Alignas(HS_CACHELINE) _Atomic uint64_t head; /* next number to hand out */
+  _Alignas(HS_CACHELINE) _Atomic uint64_t tail; /* next number to apply */
+  _Alignas(HS_CACHELINE) pthread_mutex_t mu;    /* held by whoever applies */
+} q = {.mu = PTHREAD_MUTEX_INITIALIZER};
+/* The tail this thread last saw: while the ring has room by that stale
+ * value it has room by the real one, and the shared line stays unread. */
+static __thread uint64_t tail_seen __attribute__((tls_model("initial-exec")));
+/* HEAPSNAP_DEFER: 0 immediate updates, 1 the ring applied by the
+ * allocating threads a batch at a time, 2 the ring with an applier thread.
+ * Written before tracing starts. */
+static int want = 2;
+static int thread_started; /* protected by the caller's control lock */
+static atomic_uint_least64_t lost_in_fork;
+
+void hs__defer_configure(int on) { want = on; }
+
+/* The lap bit that event number t is written with (the first lap's is 1,
+ * so the zeroed ring reads as unwritten). */
+static inline uintptr_t lap_of(uint64_t t) {
+  return ((t >> RING_BITS) & 1) ? 0 : EV_LAP;
+}
+
+static inline int written(uintptr_t w, uint64_t t) {
+  return (w & EV_WRITTEN) && (w & EV_LAP) == lap_of(t);
+}
+
+/* realloc's old block leaves the table before the real call (once the call
+ * has freed it, another thread may be given its address), and comes back
+ * if the call fails: its trace waits meanwhile in a small stash, kept by
+ * the applier and indexed by the free event's number, which the failure
+ * event names. A trace whose stash entry was reused before the failure was
+ * reported is counted as dropped. */
+#define META_STASH 1u
+#define META_RESTORE 2u /* + the free event's number */
+#define STASH 64
+static struct {
+  uint64_t seq; /* the free event's number + 1; 0 = empty */
+  uintptr_t ptr;
+  size_t size;
+  uint32_t stack;
+  unsigned state;
+  int traced;
+} stash[STASH]; /* protected by q.mu */
+
+static void stash_put(uint64_t t, uintptr_t ptr, int traced, size_t size,
+                      uint32_t stack) {
+  __typeof__(stash[0]) *e = &stash[t % STASH];
+  e->seq = t + 1;
+  e->ptr = ptr;
+  e->traced = traced;
+  e->size = size;
+  e->stack = stack;
+  e->state = hs__state_now();
+}
+
+static void restore(uintptr_t ptr, uint64_t f) {
+  __typeof__(stash[0]) *e = &stash[f % STASH];
+  if (e->seq != f + 1 || e->ptr != ptr) {
+    hs__count_drop(0);
+    return;
+  }
+  e->seq = 0;
+  unsigned s = hs__state_now();
+  /* Not across a start, stop or clear: the block predates it. */
+  if (e->traced && e->state == s && hs__state_tracing(s) &&
+      hs__traces_insert_now(0, ptr, e->size, e->stack, s) == HS_ENOMEM)
+    hs__count_drop(e->size);
+}
+
+/* Applies event number t; the drain lock is held. */
+static void apply_one(uint64_t t, uintptr_t word, uint64_t meta) {
+  uintptr_t ptr = word & ~(uintptr_t)EV_BITS;
+  if (word & EV_NOP) {
+    if (meta >= META_RESTORE)
+      restore(ptr, meta - META_RESTORE);
+    return;
+  }
+  if (word & EV_FREE) {
+    size_t size = 0;
+    uint32_t stack = 0;
+    int had = hs__traces_remove_now(0, ptr, &size, &stack);
+    if (meta == META_STASH)
+      stash_put(t, ptr, had, size, stack);
+    return;
+  }
+  unsigned s = hs__state_now();
+  /* An allocation recorded before a stop, clear or restart belongs to a
+   * table (and stack ids) that no longer exist. */
+  if (!hs__state_tracing(s) ||
+      ((s >> 1) & GEN_MASK) != ((meta >> 24) & GEN_MASK))
+    return;
+  size_t size = (size_t)(meta >> 32);
+  if (hs__traces_insert_now(0, ptr, size, (uint32_t)(meta & 0xFFFFFFu), s) ==
+      HS_ENOMEM)
+    hs__count_drop(size);
+}
+
+/* Waiting for another thread: spin briefly, then yield, then sleep, so
+ * that a long wait (a realloc of a huge block holds its numbers across the
+ * real call) leaves the CPU to the thread being waited for. */
+static void backoff(unsigned spins) {
+  if (spins < 64) {
+    __builtin_ia32_pause();
+  } else if (spins < 128) {
+    sched_yield();
+  } else {
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Applies events in order up to upto, or up to the first one not yet
+ * published unless wait; returns how many. The drain lock is held. */
+static uint64_t apply(uint64_t upto, int wait) {
+  uint64_t t = atomic_load_explicit(&q.tail, memory_order_relaxed);
+  uint64_t start = t;
+  unsigned spins = 0;
+  while (t < upto) {
+    ev_t *e = &ring[t & RING_MASK];
+    uintptr_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    if (!written(w, t)) {
+      /* Numbered but not yet written: its thread is between the two. */
+      if (!wait)
+        break;
+      /* Its thread may be waiting for room that this drain has made: say
+       * so before waiting for it. */
+      atomic_store_explicit(&q.tail, t, memory_order_release);
+      backoff(++spins);
+      continue;
+    }
+    if (t + PREFETCH_AHEAD < upto) {
+      uint64_t a = t + PREFETCH_AHEAD;
+      uintptr_t ahead = atomic_load_explicit(&ring[a & RING_MASK].word,
+                                             memory_order_relaxed);
+      if (written(ahead, a) && !(ahead & EV_NOP))
+        hs__traces_prefetch(ahead & ~(uintptr_t)EV_BITS);
+    }
+    apply_one(t, w, e->meta);
+    t++;
+    if (!(t & 255))
+      atomic_store_explicit(&q.tail, t, memory_order_release);
+  }
+  atomic_store_explicit(&q.tail, t, memory_order_release);
+  return t - start;
+}
+
+void hs__defer_drain(void) {
+  if (!ring)
+    return;
+  uint64_t upto = atomic_load_explicit(&q.head, memory_order_acquire);
+  if (atomic_load_explicit(&q.tail, memory_order_acquire) >= upto)
+    return;
+  hs__guard++;
+  pthread_mutex_lock(&q.mu);
+  (void)apply(upto, 1);
+  pthread_mutex_unlock(&q.mu);
+  hs__guard--;
+}
+
+/* Numbers for k events, waiting (and applying events meanwhile) until the
+ * ring has room for them. hot path: one atomic add. */
+static uint64_t reserve(unsigned k) {
+  uint64_t s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
+  if (HS_LIKELY(s + k <= tail_seen + RING_SIZE))
+    return s;
+  for (unsigned spins = 0;; spins++) {
+    tail_seen = atomic_load_explicit(&q.tail, memory_order_acquire);
+    if (s + k <= tail_seen + RING_SIZE)
+      return s;
+    /* Full: apply what is there rather than wait for the background
+     * thread. Only numbers below s are applied, and each of those belongs
+     * to a thread that writes its event without waiting, or that is here
+     * and needs no more room than the ring had for it. */
+    if (pthread_mutex_trylock(&q.mu) == 0) {
+      /* A batch, not the whole ring: the host's call that pays for it
+       * stalls for a few hundred microseconds, not milliseconds. */
+      uint64_t avail = s < atomic_load(&q.head) ? s : atomic_load(&q.head);
+      uint64_t t = atomic_load_explicit(&q.tail, memory_order_relaxed);
+      if (avail > t + BATCH)
+        avail = t + BATCH;
+      (void)apply(avail, 0);
+      pthread_mutex_unlock(&q.mu);
+    } else {
+      backoff(spins);
+    }
+  }
+}
+
+static inline void publish(uint64_t s, uintptr_t word, uint64_t meta) {
+  ev_t *e = &ring[s & RING_MASK];
+  e->meta = meta;
+  atomic_store_explicit(&e->word, word | EV_WRITTEN | lap_of(s),
+                        memory_order_release);
+}
+
+int hs__defer_alloc(uintptr_t ptr, size_t size, uint32_t stack, unsigned s) {
+  if (!hs__deferring() || (ptr & 15) || ptr == 0 || size >> 32)
+    return 0;
+  uint64_t meta = (uint64_t)size << 32 |
+                  (uint64_t)((s >> 1) & GEN_MASK) << 24 | stack;
+  uint64_t t = reserve(1);
+  /* The event carries 8 bits of the generation; checking the whole state
+   * once the number is taken leaves only a few instructions in which 256
+   * state changes could pass unseen. (A number taken before a drain is
+   * applied by that drain, before the change.) */
+  if (hs__state_now() == s)
+    publish(t, ptr, meta);
+  else
+    publish(t, EV_NOP, 0);
+  return 1;
+}
+
+int hs__defer_free(uintptr_t ptr) {
+  if (!hs__deferring() || (ptr & 15) || ptr == 0)
+    return 0;
+  publish(reserve(1), ptr | EV_FREE, 0);
+  return 1;
+}
+
+uint64_t hs__defer_realloc_free(uintptr_t old) {
+  if (!hs__deferring() || (old & 15) || old == 0)
+    return 0;
+  uint64_t t = reserve(1);
+  publish(t, old | EV_FREE, META_STASH);
+  return t + 1;
+}
+
+void hs__defer_realloc_failed(uintptr_t old, uint64_t ticket) {
+  publish(reserve(1), old | EV_NOP, META_RESTORE + (ticket - 1));
+}
+
+/* The background applier: never traced, no signals. It lets events pile
+ * up before applying them, so that it does not read ring lines the
+ * allocating threads are still writing, and sleeps when there are few. */
+static void *applier(void *arg) {
+  (void)arg;
+  hs__guard++;
+  long nap_us = 50;
+  for (;;) {
+    uint64_t head = atomic_load_explicit(&q.head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&q.tail, memory_order_acquire);
+    uint64_t pending = head - tail;
+    if (pending >= MIN_BATCH || (pending && nap_us > 50)) {
+      uint64_t upto = pending > BATCH ? tail + BATCH : head;
+      pthread_mutex_lock(&q.mu);
+      uint64_t n = apply(upto, 0);
+      pthread_mutex_unlock(&q.mu);
+      if (n) {
+        nap_us = 50;
+        continue;
+      }
+    }
+    struct timespec ts = {0, nap_us * 1000};
+    nanosleep(&ts, NULL);
+    if (nap_us < 2000)
+      nap_us *= 2;
+  }
+  return NULL;
+}
+
+/* A second CPU to run the applier on; without one the allocating threads
+ * apply events themselves, a ring at a time. */
+static int cpus_available(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    return 1;
+  return CPU_COUNT(&set);
+}
+
+void hs__defer_start(int sampling) {
+  /* Sampling's filter is kept by the table in allocation order, and a
+   * free must see it at once: sampled tracing stays immediate. */
+  if (!want || sampling) {
+    hs__defer_drain();
+    __atomic_store_n(&hs__defer_on, 0, __ATOMIC_RELAXED);
+    return;
+  }
+  if (!ring) {
+    ring = hs__mem_calloc_big(HS_MEM_OTHER, RING_SIZE, sizeof *ring);
+    if (!ring)
+      return; /* immediate mode: slower, nothing lost */
+  }
+  if (!thread_started && want == 2 && cpus_available() >= 2) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) == 0) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_attr_setstacksize(&attr, 64 * 1024);
+      if (pthread_create(&t, &attr, applier, NULL) == 0)
+        thread_started = 1;
+      pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
+  __atomic_store_n(&hs__defer_on, 1, __ATOMIC_RELAXED);
+}
+
+size_t hs__defer_ring_bytes(void) {
+  return ring ? RING_SIZE * sizeof *ring : 0;
+}
+
+uint64_t hs__defer_lost_in_fork(void) { return atomic_load(&lost_in_fork); }
+
+void hs__defer_fork_prepare(void) { pthread_mutex_lock(&q.mu); }
+
+void hs__defer_fork_parent(void) { pthread_mutex_unlock(&q.mu); }
+
+void hs__defer_fork_child(void) {
+  pthread_mutex_init(&q.mu, NULL);
+  thread_started = 0; /* threads do not survive fork */
+  tail_seen = 0;
+  if (!ring)
+    return;
+  /* Events numbered by threads that are gone will never be written:
+   * apply the written ones and count the others as lost. */
+  uint64_t head = atomic_load(&q.head);
+  for (uint64_t t = atomic_load(&q.tail); t < head; t++) {
+    ev_t *e = &ring[t & RING_MASK];
+    uintptr_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    if (written(w, t)) {
+      apply_one(t, w, e->meta);
+    } else {
+      /* Zeroed, or its stale content would look written a lap later. */
+      atomic_store_explicit(&e->word, 0, memory_order_relaxed);
+      atomic_fetch_add(&lost_in_fork, 1);
+    }
+  }
+  atomic_store(&q.tail, head);
+}

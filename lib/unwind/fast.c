@@ -1,0 +1,273 @@
+/* fast.c - stack capture by frame pointers where the code has them, and by
+ * libunwind, one frame at a time, where it does not.
+ *
+ * Whether a return address lies in code that keeps a frame pointer is a
+ * property of the address, learned once from libunwind (which reads the
+ * DWARF call-frame information) and kept in a table shared by all threads.
+ * A frame-pointer step is two loads, checked against the thread's stack;
+ * a libunwind step costs a cursor set-up and a CFI look-up, so the part of
+ * the stack that libunwind walked (typically the C library's frames below
+ * main or a thread's start routine) is remembered per thread and reused
+ * while the return addresses it was read from are unchanged. */
+#define _GNU_SOURCE /* pthread_getattr_np */
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "unwind.h"
+
+int hs__unwind_mode = HS_UNWIND_FAST;
+
+void hs__unwind_set_mode(int mode) {
+  __atomic_store_n(&hs__unwind_mode, mode, __ATOMIC_RELAXED);
+}
+
+/* ---- what kind of frame a return address is in ---- */
+enum { K_UNKNOWN, K_FP, K_OTHER, K_END };
+#define KIND_BITS 14
+#define KIND_SLOTS (1u << KIND_BITS)
+#define KIND_PROBES 4
+/* address << 2 | kind; 0 = empty. One word, so a reader never sees half
+ * of another writer's entry. */
+static _Atomic uint64_t kinds[KIND_SLOTS];
+
+static inline unsigned kind_home(uintptr_t pc) {
+  uint64_t h = (uint64_t)pc * 0x9E3779B97F4A7C15ull;
+  return (unsigned)(h >> (64 - KIND_BITS));
+}
+
+static inline int kind_get(uintptr_t pc) {
+  unsigned i = kind_home(pc);
+  for (unsigned k = 0; k < KIND_PROBES; k++) {
+    uint64_t w = atomic_load_explicit(&kinds[(i + k) & (KIND_SLOTS - 1)],
+                                      memory_order_relaxed);
+    if (w >> 2 == (uint64_t)pc)
+      return (int)(w & 3);
+    if (!w)
+      return K_UNKNOWN;
+  }
+  return K_UNKNOWN;
+}
+
+static void kind_put(uintptr_t pc, int kind) {
+  unsigned i = kind_home(pc);
+  uint64_t w = (uint64_t)pc << 2 | (uint64_t)kind;
+  for (unsigned k = 0; k < KIND_PROBES; k++) {
+    _Atomic uint64_t *e = &kinds[(i + k) & (KIND_SLOTS - 1)];
+    uint64_t old = atomic_load_explicit(e, memory_order_relaxed);
+    if (!old || old >> 2 == (uint64_t)pc) {
+      atomic_store_explicit(e, w, memory_order_relaxed);
+      return;
+    }
+  }
+  /* Full neighbourhood: the address is learned again next time. */
+}
+
+/* ---- the thread's stack ---- */
+static __thread uintptr_t stack_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t stack_hi __attribute__((tls_model("initial-exec")));
+
+extern void *__libc_stack_end; /* ld.so: the main stack's top at start */
+
+static void find_stack(void) {
+  stack_hi = 1; /* tried; an error leaves libunwind in charge */
+  if (syscall(SYS_gettid) == getpid()) {
+    /* The main thread: pthread_getattr_np would read /proc/self/maps
+     * through stdio, whose lock a signal handler may have interrupted. */
+    struct rlimit rl;
+    uintptr_t top = ((uintptr_t)__libc_stack_end + 4095) & ~(uintptr_t)4095;
+    size_t size = 8u << 20;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (1ull << 32))
+      size = (size_t)rl.rlim_cur;
+    if (top > size) {
+      stack_lo = top - size;
+      stack_hi = top;
+    }
+    return;
+  }
+  pthread_attr_t a;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &a) != 0)
+    return;
+  if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+    stack_lo = (uintptr_t)addr;
+    stack_hi = (uintptr_t)addr + size;
+  }
+  pthread_attr_destroy(&a);
+}
+
+static int stack_bounds(uintptr_t sp) {
+  if (HS_UNLIKELY(!stack_hi))
+    find_stack();
+  /* Off the thread's stack (a signal handler on an alternate stack, a
+   * coroutine's own stack): libunwind knows how to cross those. */
+  return sp >= stack_lo && sp < stack_hi;
+}
+
+static inline int fp_ok(uintptr_t bp, uintptr_t sp) {
+  return bp >= sp && bp <= stack_hi - 16 && !(bp & 7);
+}
+
+/* ---- one libunwind step from a frame's registers ---- */
+/* 1 with the caller's registers, 0 at the outermost frame, -1 lost. pc is a
+ * return address, so the CFI is looked up at pc - 1, inside the call. */
+static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                          uintptr_t *nip, uintptr_t *nsp, uintptr_t *nbp) {
+  unw_context_t uc;
+  memset(&uc.uc_mcontext, 0, sizeof uc.uc_mcontext);
+  uc.uc_mcontext.gregs[REG_RIP] = (greg_t)(pc - 1);
+  uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+  uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
+  unw_cursor_t c;
+  if (unw_init_local(&c, &uc) < 0)
+    return -1;
+  int r = unw_step(&c);
+  if (r <= 0)
+    return r;
+  unw_word_t ip, s, b;
+  if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 ||
+      unw_get_reg(&c, UNW_REG_SP, &s) < 0 ||
+      unw_get_reg(&c, UNW_X86_64_RBP, &b) < 0)
+    return -1;
+  *nip = ip;
+  *nsp = s;
+  *nbp = b;
+  return 1;
+}
+
+/* ---- the per-thread memo of the libunwind-walked part ---- */
+#define TAIL_MAX 24
+static __thread struct {
+  uintptr_t pc, sp, bp; /* the frame it starts at; pc 0 = none */
+  int n;                /* frames after it; ends at the outermost */
+  uintptr_t ra[TAIL_MAX];
+  uintptr_t slot[TAIL_MAX]; /* where each return address was read */
+} tail __attribute__((tls_model("initial-exec")));
+
+/* When the libunwind-walked part keeps changing (code without frame
+ * pointers all the way up, as in most distribution binaries), walking it
+ * a frame at a time costs far more than unw_backtrace, whose own cache
+ * serves such stacks: after a few misses in a row the fast capture steps
+ * aside for a number of captures that doubles each time it fails again. */
+#define MISSES_BEFORE_SKIP 4
+#define SKIP_MIN 256
+#define SKIP_MAX (1u << 20)
+static __thread struct {
+  unsigned misses; /* libunwind-walked parts in a row not served by tail */
+  unsigned skip;   /* captures left to unw_backtrace */
+  unsigned next_skip;
+} adapt __attribute__((tls_model("initial-exec")));
+
+static int tail_matches(uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  if (tail.pc != pc || tail.sp != sp || tail.bp != bp)
+    return 0;
+  for (int i = 0; i < tail.n; i++)
+    if (*(const uintptr_t *)tail.slot[i] != tail.ra[i])
+      return 0;
+  return 1;
+}
+
+int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
+                    uintptr_t frame) {
+  /* heapsnap's own frames keep frame pointers (the build says so): follow
+   * them to the one whose return address is the host's call. */
+  uintptr_t f = frame;
+  if (!stack_bounds(f))
+    return 0;
+  int own = 0;
+  while (((const uintptr_t *)f)[1] != caller_ret) {
+    uintptr_t up = ((const uintptr_t *)f)[0];
+    if (++own > HS_OWN_FRAMES_MAX || !fp_ok(up, f + 16))
+      return 0;
+    f = up;
+  }
+  uintptr_t pc = caller_ret, sp = f + 16, bp = ((const uintptr_t *)f)[0];
+  int n = 0;
+  out[n++] = pc;
+  /* Recording the libunwind-walked part: where it began, and each step;
+   * kept aside until the walk proves complete, so that a failed recording
+   * never corrupts the remembered one. */
+  int rec = -1;
+  uintptr_t rpc = 0, rsp = 0, rbp = 0;
+  uintptr_t rra[TAIL_MAX], rslot[TAIL_MAX];
+  while (n < max) {
+    int kind = kind_get(pc);
+    uintptr_t nip, nsp, nbp;
+    if (kind == K_END)
+      break;
+    if (kind == K_FP && fp_ok(bp, sp)) {
+      nip = ((const uintptr_t *)bp)[1];
+      nbp = ((const uintptr_t *)bp)[0];
+      nsp = bp + 16;
+    } else {
+      if (rec < 0) {
+        if (tail.pc && tail_matches(pc, sp, bp)) {
+          for (int i = 0; i < tail.n && n < max; i++)
+            out[n++] = tail.ra[i];
+          adapt.misses = 0;
+          adapt.next_skip = 0;
+          return n;
+        }
+        if (adapt.skip) {
+          adapt.skip--;
+          return 0;
+        }
+      }
+      int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
+      if (r <= 0) {
+        if (r == 0)
+          kind_put(pc, K_END);
+        break;
+      }
+      if (kind == K_UNKNOWN)
+        kind_put(pc, fp_ok(bp, sp) && nsp == bp + 16 &&
+                             ((const uintptr_t *)bp)[1] == nip &&
+                             ((const uintptr_t *)bp)[0] == nbp
+                         ? K_FP
+                         : K_OTHER);
+      if (rec < 0) {
+        rec = 0;
+        rpc = pc;
+        rsp = sp;
+        rbp = bp;
+      }
+    }
+    /* Callers live at higher addresses; anything else is a broken chain. */
+    if (!nip || nsp <= sp || nsp > stack_hi)
+      break;
+    if (rec >= 0 && rec < TAIL_MAX) {
+      rra[rec] = nip;
+      rslot[rec] = nsp - 8;
+      rec++;
+    } else if (rec >= 0) {
+      rec = TAIL_MAX + 1; /* too long to remember */
+    }
+    out[n++] = nip;
+    pc = nip;
+    sp = nsp;
+    bp = nbp;
+  }
+  /* Remembered only when it reached the outermost frame: a walk cut short
+   * by max would hand a later, deeper request too few frames. */
+  if (rec >= 0 && rec <= TAIL_MAX && kind_get(pc) == K_END) {
+    tail.pc = rpc;
+    tail.sp = rsp;
+    tail.bp = rbp;
+    tail.n = rec;
+    memcpy(tail.ra, rra, (size_t)rec * sizeof *rra);
+    memcpy(tail.slot, rslot, (size_t)rec * sizeof *rslot);
+  }
+  if (rec >= 0 && ++adapt.misses >= MISSES_BEFORE_SKIP) {
+    adapt.misses = 0;
+    adapt.next_skip = adapt.next_skip ? adapt.next_skip * 2 : SKIP_MIN;
+    if (adapt.next_skip > SKIP_MAX)
+      adapt.next_skip = SKIP_MAX;
+    adapt.skip = adapt.next_skip;
+  }
+  return n;
+}

@@ -1,0 +1,218 @@
+/* test_unwind.c - the frame-pointer capture gives exactly libunwind's
+ * frames: through code with and without frame pointers, in threads, from a
+ * signal handler on an alternate stack, and when the remembered libunwind
+ * part of the stack changes under it; and code with frame pointers is
+ * served without libunwind. */
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "heapsnap.h"
+#include "unwind/unwind.h"
+
+#define MAXF 64
+
+typedef struct {
+  uintptr_t f[3][MAXF];
+  int n[3]; /* libunwind, the capture, the fast path alone (0: declined) */
+} pair_t;
+
+static __attribute__((noinline)) int capture_here(uintptr_t *out, int max,
+                                                  int direct) {
+  uintptr_t ret = (uintptr_t)__builtin_return_address(0);
+  int n = direct ? hs__unwind_fast(out, max, ret,
+                                   (uintptr_t)__builtin_frame_address(0))
+                 : hs__unwind_capture(out, max, ret);
+  __asm__ volatile("" ::: "memory");
+  return n;
+}
+
+/* Both captures from one call site, so that frame 0 is the same too. */
+static __attribute__((noinline)) void capture_both(pair_t *p, int max) {
+  /* One call site: a loop the compiler cannot unroll. */
+  for (volatile int m = 0; m < 3; m++) {
+    hs__unwind_set_mode(m == 0 ? HS_UNWIND_LIBUNWIND : HS_UNWIND_FAST);
+    p->n[m] = capture_here(p->f[m], max, m == 2);
+  }
+  hs__unwind_set_mode(HS_UNWIND_FAST);
+}
+
+static volatile int sink;
+static __attribute__((noinline)) void rec_fp(pair_t *p, int d, int max);
+static __attribute__((noinline, optimize("omit-frame-pointer"))) void
+rec_nofp(pair_t *p, int d, int max) {
+  volatile char pad[48];
+  pad[d % 48] = (char)d;
+  if (d <= 0)
+    capture_both(p, max);
+  else if (d % 3 == 0)
+    rec_fp(p, d - 1, max);
+  else
+    rec_nofp(p, d - 1, max);
+  sink += pad[d % 48];
+}
+static __attribute__((noinline)) void rec_fp(pair_t *p, int d, int max) {
+  if (d <= 0)
+    capture_both(p, max);
+  else if (d % 2 == 0)
+    rec_nofp(p, d - 1, max);
+  else
+    rec_fp(p, d - 1, max);
+  sink += d;
+}
+
+/* The capture equals libunwind's. The fast path alone either declined (0:
+ * unw_backtrace then does the work) or gave the same frames; with
+ * must_be_fast it may not decline. */
+static void assert_same(const pair_t *p, int must_be_fast) {
+  ck_assert_int_gt(p->n[0], 1);
+  ck_assert_int_eq(p->n[0], p->n[1]);
+  for (int i = 0; i < p->n[0]; i++)
+    ck_assert_msg(p->f[0][i] == p->f[1][i], "frame %d: libunwind %#lx, fast %#lx",
+                  i, (unsigned long)p->f[0][i], (unsigned long)p->f[1][i]);
+  if (must_be_fast || p->n[2]) {
+    if (p->n[2] != p->n[0])
+      for (int i = 0; i < p->n[0] || i < p->n[2]; i++)
+        fprintf(stderr, "%2d %#lx %#lx\n", i,
+                i < p->n[0] ? (unsigned long)p->f[0][i] : 0ul,
+                i < p->n[2] ? (unsigned long)p->f[2][i] : 0ul);
+    ck_assert_int_eq(p->n[2], p->n[0]);
+    ck_assert_mem_eq(p->f[2], p->f[0], sizeof(uintptr_t) * (size_t)p->n[0]);
+  }
+}
+
+static __attribute__((noinline)) void rec_fp_only(pair_t *p, int d, int max) {
+  if (d <= 0)
+    capture_both(p, max);
+  else
+    rec_fp_only(p, d - 1, max);
+  sink += d;
+}
+
+/* In a thread of its own, so that no earlier walk's history (the skip
+ * after misses) is in play: code with frame pointers all the way to a
+ * stable bottom is served by the fast path on every walk after the
+ * first, at every depth. */
+static void *fp_only_main(void *arg) {
+  int *bad = arg;
+  for (int d = 0; d < 40; d++)
+    for (int rep = 0; rep < 3; rep++) {
+      pair_t p;
+      rec_fp_only(&p, d, MAXF);
+      if (p.n[0] < d + 2 || p.n[0] != p.n[1] ||
+          memcmp(p.f[0], p.f[1], sizeof(uintptr_t) * (size_t)p.n[0]) ||
+          (rep > 0 && (p.n[2] != p.n[0] ||
+                       memcmp(p.f[0], p.f[2],
+                              sizeof(uintptr_t) * (size_t)p.n[0]))))
+        (*bad)++;
+    }
+  return NULL;
+}
+
+START_TEST(frame_pointer_code_served_fast) {
+  pthread_t t;
+  int bad = 0;
+  ck_assert_int_eq(pthread_create(&t, NULL, fp_only_main, &bad), 0);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+START_TEST(same_frames_mixed_depths) {
+  /* Twice per depth: the second walk uses what the first one learned
+   * (frame kinds, the remembered libunwind part). */
+  for (int d = 0; d < 40; d++)
+    for (int rep = 0; rep < 2; rep++) {
+      pair_t p;
+      rec_fp(&p, d, MAXF);
+      assert_same(&p, 0);
+      ck_assert_int_ge(p.n[0], d + 2);
+      rec_nofp(&p, d, MAXF);
+      assert_same(&p, 0);
+    }
+}
+END_TEST
+
+START_TEST(truncated_at_max) {
+  for (int max = 2; max < 12; max++) {
+    pair_t p;
+    rec_fp(&p, 20, max);
+    assert_same(&p, 0);
+    ck_assert_int_eq(p.n[0], max);
+  }
+  /* A deep walk after shallow ones still reaches the outermost frame. */
+  pair_t p;
+  rec_nofp(&p, 20, MAXF);
+  assert_same(&p, 0);
+}
+END_TEST
+
+static void *thread_main(void *arg) {
+  int *bad = arg;
+  for (int d = 0; d < 30; d += 3) {
+    pair_t p;
+    rec_nofp(&p, d, MAXF);
+    if (p.n[0] != p.n[1] ||
+        memcmp(p.f[0], p.f[1], sizeof(uintptr_t) * (size_t)p.n[0]) ||
+        (p.n[2] && (p.n[2] != p.n[0] ||
+                    memcmp(p.f[0], p.f[2], sizeof(uintptr_t) * (size_t)p.n[0]))))
+      (*bad)++;
+  }
+  return NULL;
+}
+
+START_TEST(same_frames_in_threads) {
+  pthread_t t[4];
+  int bad[4] = {0};
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, thread_main, &bad[i]), 0);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(bad[i], 0);
+  }
+}
+END_TEST
+
+static pair_t in_handler;
+static void on_signal(int sig) {
+  (void)sig;
+  rec_fp(&in_handler, 5, MAXF);
+}
+
+START_TEST(signal_on_alternate_stack) {
+  /* The handler runs off the thread's stack: the capture must still match
+   * libunwind's, which crosses the signal frame. */
+  stack_t ss = {.ss_size = 1 << 16};
+  ss.ss_sp = malloc(ss.ss_size);
+  ck_assert_ptr_nonnull(ss.ss_sp);
+  ck_assert_int_eq(sigaltstack(&ss, NULL), 0);
+  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_ONSTACK};
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  raise(SIGUSR1);
+  assert_same(&in_handler, 0);
+  ck_assert_int_ge(in_handler.n[0], 7);
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, NULL);
+  free(ss.ss_sp);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("unwind");
+  TCase *tc = tcase_create("fast");
+  tcase_add_test(tc, same_frames_mixed_depths);
+  tcase_add_test(tc, frame_pointer_code_served_fast);
+  tcase_add_test(tc, truncated_at_max);
+  tcase_add_test(tc, same_frames_in_threads);
+  tcase_add_test(tc, signal_on_alternate_stack);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
