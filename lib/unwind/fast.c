@@ -152,14 +152,19 @@ static __thread struct {
 /* When the libunwind-walked part keeps changing (code without frame
  * pointers all the way up, as in most distribution binaries), walking it
  * a frame at a time costs far more than unw_backtrace, whose own cache
- * serves such stacks: after a few misses in a row the fast capture steps
- * aside for a number of captures that doubles each time it fails again. */
-#define MISSES_BEFORE_SKIP 4
-#define SKIP_MIN 256
-#define SKIP_MAX (1u << 20)
+ * serves such stacks. So the walks that need libunwind are counted per
+ * window of captures that reach such a frame: past MISSES_PER_WINDOW, a
+ * capture that the memo cannot serve steps aside for unw_backtrace, for a
+ * number of such captures that doubles each time (up to SKIP_MAX, so that
+ * a program whose stacks settle down is walked fast again). */
+#define WINDOW 256
+#define MISSES_PER_WINDOW 2
+#define SKIP_MIN 1024
+#define SKIP_MAX (1u << 16)
 static __thread struct {
-  unsigned misses; /* libunwind-walked parts in a row not served by tail */
-  unsigned skip;   /* captures left to unw_backtrace */
+  unsigned seen;   /* captures in this window that met such a frame */
+  unsigned misses; /* of those, walks the memo could not serve */
+  unsigned skip;   /* memo misses left to unw_backtrace */
   unsigned next_skip;
 } adapt __attribute__((tls_model("initial-exec")));
 
@@ -198,19 +203,41 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
   while (n < max) {
     int kind = kind_get(pc);
     uintptr_t nip, nsp, nbp;
+    int stepped = 0;
+    if (kind == K_UNKNOWN) {
+      /* First sight of this address: libunwind's step says what kind of
+       * frame it is (and serves as this frame's step). */
+      int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
+      if (r <= 0) {
+        if (r == 0)
+          kind_put(pc, K_END);
+        break;
+      }
+      kind = fp_ok(bp, sp) && nsp == bp + 16 &&
+                     ((const uintptr_t *)bp)[1] == nip &&
+                     ((const uintptr_t *)bp)[0] == nbp
+                 ? K_FP
+                 : K_OTHER;
+      kind_put(pc, kind);
+      stepped = 1;
+    }
     if (kind == K_END)
       break;
     if (kind == K_FP && fp_ok(bp, sp)) {
-      nip = ((const uintptr_t *)bp)[1];
-      nbp = ((const uintptr_t *)bp)[0];
-      nsp = bp + 16;
+      if (!stepped) {
+        nip = ((const uintptr_t *)bp)[1];
+        nbp = ((const uintptr_t *)bp)[0];
+        nsp = bp + 16;
+      }
     } else {
       if (rec < 0) {
+        if (++adapt.seen >= WINDOW) {
+          adapt.seen = 0;
+          adapt.misses = 0;
+        }
         if (tail.pc && tail_matches(pc, sp, bp)) {
           for (int i = 0; i < tail.n && n < max; i++)
             out[n++] = tail.ra[i];
-          adapt.misses = 0;
-          adapt.next_skip = 0;
           return n;
         }
         if (adapt.skip) {
@@ -218,18 +245,14 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
           return 0;
         }
       }
-      int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
-      if (r <= 0) {
-        if (r == 0)
-          kind_put(pc, K_END);
-        break;
+      if (!stepped) {
+        int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
+        if (r <= 0) {
+          if (r == 0)
+            kind_put(pc, K_END);
+          break;
+        }
       }
-      if (kind == K_UNKNOWN)
-        kind_put(pc, fp_ok(bp, sp) && nsp == bp + 16 &&
-                             ((const uintptr_t *)bp)[1] == nip &&
-                             ((const uintptr_t *)bp)[0] == nbp
-                         ? K_FP
-                         : K_OTHER);
       if (rec < 0) {
         rec = 0;
         rpc = pc;
@@ -262,7 +285,8 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
     memcpy(tail.ra, rra, (size_t)rec * sizeof *rra);
     memcpy(tail.slot, rslot, (size_t)rec * sizeof *rslot);
   }
-  if (rec >= 0 && ++adapt.misses >= MISSES_BEFORE_SKIP) {
+  if (rec >= 0 && ++adapt.misses >= MISSES_PER_WINDOW) {
+    adapt.seen = 0;
     adapt.misses = 0;
     adapt.next_skip = adapt.next_skip ? adapt.next_skip * 2 : SKIP_MIN;
     if (adapt.next_skip > SKIP_MAX)
