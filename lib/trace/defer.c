@@ -203,7 +203,7 @@ static uint64_t apply(uint64_t upto, int wait) {
 }
 
 void hs__defer_drain(void) {
-  if (!ring)
+  if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE))
     return;
   uint64_t upto = atomic_load_explicit(&q.head, memory_order_acquire);
   if (atomic_load_explicit(&q.tail, memory_order_acquire) >= upto)
@@ -334,9 +334,10 @@ void hs__defer_start(int sampling) {
     return;
   }
   if (!ring) {
-    ring = hs__mem_calloc_big(HS_MEM_OTHER, RING_SIZE, sizeof *ring);
-    if (!ring)
+    ev_t *r = hs__mem_calloc_big(HS_MEM_OTHER, RING_SIZE, sizeof *ring);
+    if (!r)
       return; /* immediate mode: slower, nothing lost */
+    __atomic_store_n(&ring, r, __ATOMIC_RELEASE);
   }
   if (!thread_started && want == 2 && cpus_available() >= 2) {
     sigset_t all, old;
@@ -353,7 +354,7 @@ void hs__defer_start(int sampling) {
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
-  __atomic_store_n(&hs__defer_on, 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&hs__defer_on, 1, __ATOMIC_RELEASE);
 }
 
 size_t hs__defer_ring_bytes(void) {

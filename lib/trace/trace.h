@@ -163,7 +163,8 @@ HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
 /* Non-zero while heap events go through the ring. hot path. */
 extern int hs__defer_on;
 static inline int hs__deferring(void) {
-  return __atomic_load_n(&hs__defer_on, __ATOMIC_RELAXED);
+  /* Acquire: pairs with the release that publishes the ring. */
+  return __atomic_load_n(&hs__defer_on, __ATOMIC_ACQUIRE);
 }
 /* HEAPSNAP_DEFER: 0 keeps every update immediate. Before tracing starts. */
 HS_HIDDEN void hs__defer_configure(int on);
