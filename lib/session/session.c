@@ -557,6 +557,12 @@ void hs__session_init(void) {
    * program's own hs_start). */
   if (fault.on)
     hs__mem_fail_hook = fault_hook;
+  /* Byte and peak triggers watch the traced total as each allocation
+   * lands: with deferred updates it would lag by the applier's delay and
+   * a fast climb could pass several thresholds before one is seen. These
+   * two also hold for a program that starts tracing itself. */
+  hs__defer_configure(cfg.every_bytes || cfg.at_peak ? 0 : cfg.defer);
+  hs__unwind_set_mode(cfg.unwind);
   if (cfg.frames == 0)
     goto out;
   const char *e = getenv("HEAPSNAP_PROGRAM");
@@ -572,11 +578,6 @@ void hs__session_init(void) {
     drop_from_preload();
   if (cfg.sample && hs_set_sample_rate((size_t)cfg.sample, 0) != 0)
     goto out;
-  /* Byte and peak triggers watch the traced total as each allocation
-   * lands: with deferred updates it would lag by the applier's delay and
-   * a fast climb could pass several thresholds before one is seen. */
-  hs__defer_configure(cfg.every_bytes || cfg.at_peak ? 0 : cfg.defer);
-  hs__unwind_set_mode(cfg.unwind);
   if (hs_start(cfg.frames) != 0)
     goto out;
   if (needs_writer() && start_writer() != 0) {

@@ -374,7 +374,9 @@ void hs__defer_fork_child(void) {
   if (!ring)
     return;
   /* Events numbered by threads that are gone will never be written:
-   * apply the written ones and count the others as lost. */
+   * apply the written ones and count the others as lost. Guarded: a table
+   * that grows here allocates, and that must not become an event. */
+  hs__guard++;
   uint64_t head = atomic_load(&q.head);
   for (uint64_t t = atomic_load(&q.tail); t < head; t++) {
     ev_t *e = &ring[t & RING_MASK];
@@ -388,4 +390,5 @@ void hs__defer_fork_child(void) {
     }
   }
   atomic_store(&q.tail, head);
+  hs__guard--;
 }
