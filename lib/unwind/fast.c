@@ -141,13 +141,21 @@ static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
 }
 
 /* ---- the per-thread memo of the libunwind-walked part ---- */
+/* A few entries, so that the handful of allocation sites a loop cycles
+ * through (CPython's object, dict and string allocations, say) each keep
+ * theirs. An entry cut short by max serves requests for no more frames
+ * than it holds; one that reached the outermost frame serves any. */
 #define TAIL_MAX 24
-static __thread struct {
+#define TAILS 4
+typedef struct {
   uintptr_t pc, sp, bp; /* the frame it starts at; pc 0 = none */
-  int n;                /* frames after it; ends at the outermost */
+  int n;                /* frames after it */
+  int complete;         /* the last of them is the outermost */
   uintptr_t ra[TAIL_MAX];
   uintptr_t slot[TAIL_MAX]; /* where each return address was read */
-} tail __attribute__((tls_model("initial-exec")));
+} tail_t;
+static __thread tail_t tails[TAILS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned tail_next __attribute__((tls_model("initial-exec")));
 
 /* When the libunwind-walked part keeps changing (code without frame
  * pointers all the way up, as in most distribution binaries), walking it
@@ -168,13 +176,22 @@ static __thread struct {
   unsigned next_skip;
 } adapt __attribute__((tls_model("initial-exec")));
 
-static int tail_matches(uintptr_t pc, uintptr_t sp, uintptr_t bp) {
-  if (tail.pc != pc || tail.sp != sp || tail.bp != bp)
-    return 0;
-  for (int i = 0; i < tail.n; i++)
-    if (*(const uintptr_t *)tail.slot[i] != tail.ra[i])
-      return 0;
-  return 1;
+/* The entry that can give the frames after (pc, sp, bp), want of them,
+ * with every return address still where it was read; or NULL. */
+static const tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                               int want) {
+  for (unsigned k = 0; k < TAILS; k++) {
+    const tail_t *t = &tails[k];
+    if (t->pc != pc || t->sp != sp || t->bp != bp ||
+        (!t->complete && t->n < want))
+      continue;
+    int i = 0;
+    while (i < t->n && *(const uintptr_t *)t->slot[i] == t->ra[i])
+      i++;
+    if (i == t->n)
+      return t;
+  }
+  return NULL;
 }
 
 int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
@@ -235,9 +252,10 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
           adapt.seen = 0;
           adapt.misses = 0;
         }
-        if (tail.pc && tail_matches(pc, sp, bp)) {
-          for (int i = 0; i < tail.n && n < max; i++)
-            out[n++] = tail.ra[i];
+        const tail_t *t = tail_find(pc, sp, bp, max - n);
+        if (t) {
+          for (int i = 0; i < t->n && n < max; i++)
+            out[n++] = t->ra[i];
           return n;
         }
         if (adapt.skip) {
@@ -275,15 +293,19 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
     sp = nsp;
     bp = nbp;
   }
-  /* Remembered only when it reached the outermost frame: a walk cut short
-   * by max would hand a later, deeper request too few frames. */
-  if (rec >= 0 && rec <= TAIL_MAX && kind_get(pc) == K_END) {
-    tail.pc = rpc;
-    tail.sp = rsp;
-    tail.bp = rbp;
-    tail.n = rec;
-    memcpy(tail.ra, rra, (size_t)rec * sizeof *rra);
-    memcpy(tail.slot, rslot, (size_t)rec * sizeof *rslot);
+  /* Remembered when it reached the outermost frame or was cut short by
+   * max (then it serves requests for no more frames), not when the chain
+   * broke. */
+  int complete = kind_get(pc) == K_END;
+  if (rec >= 0 && rec <= TAIL_MAX && (complete || n == max)) {
+    tail_t *t = &tails[tail_next++ % TAILS];
+    t->pc = rpc;
+    t->sp = rsp;
+    t->bp = rbp;
+    t->n = rec;
+    t->complete = complete;
+    memcpy(t->ra, rra, (size_t)rec * sizeof *rra);
+    memcpy(t->slot, rslot, (size_t)rec * sizeof *rslot);
   }
   if (rec >= 0 && ++adapt.misses >= MISSES_PER_WINDOW) {
     adapt.seen = 0;
