@@ -264,7 +264,7 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   saved = errno;
   if (p && hs__sample_hit(size))
     hs__record_alloc(p, size, caller);
-  else if (had && size != 0) /* failed: the old block lives on */
+  else if (!p && had && size != 0) /* failed: the old block lives on */
     (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s0);
   hs__guard--;
   errno = saved;

@@ -197,6 +197,50 @@ START_TEST(large_blocks_always_seen) {
 }
 END_TEST
 
+/* A sampled block moved by realloc into a block that is not sampled: the
+ * old address was freed by the move, so its trace must not come back. */
+START_TEST(realloc_to_unsampled_forgets_old) {
+  ck_assert_int_eq(hs_set_sample_rate(HS_DEFAULT_SAMPLE_RATE, 11), 0);
+  ck_assert_int_eq(hs_start(8), 0);
+  enum { NBLK = 4000 };
+  static char *blk[NBLK], *fence[NBLK];
+  int checked = 0;
+  for (int i = 0; i < NBLK && checked < 5; i++) {
+    /* 1000-byte blocks, sampled about once in 65; each with a neighbour
+     * in use, so that growing it must move it. */
+    blk[i] = malloc(1000);
+    fence[i] = malloc(1000);
+    ck_assert_ptr_nonnull(blk[i]);
+    ck_assert_ptr_nonnull(fence[i]);
+    uintptr_t f[8];
+    if (hs_get_object_traceback(blk[i], f, 8) < 1)
+      continue;
+    size_t before;
+    hs_get_traced_memory(&before, NULL);
+    /* Volatile: only the address is looked up, never the freed block. */
+    volatile uintptr_t was = (uintptr_t)blk[i];
+    char *moved = realloc(blk[i], 3000);
+    ck_assert_ptr_nonnull(moved);
+    blk[i] = moved;
+    if ((uintptr_t)moved == was || hs_get_object_traceback(moved, f, 8) >= 0)
+      continue;
+    size_t after;
+    hs_get_traced_memory(&after, NULL);
+    ck_assert_int_eq(hs_get_object_traceback((void *)was, f, 8),
+                     HS_ENOTFOUND);
+    ck_assert_uint_eq(after, before - 1000);
+    checked++;
+  }
+  ck_assert_int_gt(checked, 0);
+  for (int i = 0; i < NBLK; i++) {
+    free(blk[i]);
+    free(fence[i]);
+  }
+  hs_stop();
+  ck_assert_int_eq(hs_set_sample_rate(0, 0), 0);
+}
+END_TEST
+
 START_TEST(same_seed_same_samples) {
   uint64_t n[2];
   for (int r = 0; r < 2; r++) {
@@ -224,6 +268,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, estimates_within_five_percent);
   tcase_add_test(tc, large_blocks_always_seen);
+  tcase_add_test(tc, realloc_to_unsampled_forgets_old);
   tcase_add_test(tc, same_seed_same_samples);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
