@@ -159,8 +159,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
   hs__guard++;
   unsigned s = hs__state_now();
   if (hs__state_tracing(s)) {
-    if (!hs__deferring())
-      hs__traces_prefetch((uintptr_t)p);
+    hs__prefetch_for_insert((uintptr_t)p);
     uintptr_t frames[HS_MAX_FRAMES];
     int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
     (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n);

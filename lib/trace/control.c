@@ -151,8 +151,8 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
   unsigned s = hs__state_now();
   if (!hs__state_tracing(s))
     return HS_ENOTTRACING;
-  if (domain == 0 && !hs__deferring())
-    hs__traces_prefetch(ptr);
+  if (domain == 0)
+    hs__prefetch_for_insert(ptr);
   uintptr_t frames[HS_MAX_FRAMES];
   int n = hs__unwind_capture(frames, hs__nframe_now(), caller_ret);
   return hs__record_frames(s, domain, ptr, size, frames, n);
@@ -264,9 +264,8 @@ int hs_start(int nframe) {
 void hs_stop(void) {
   hs__guard++;
   pthread_mutex_lock(&control_mu);
-  if (hs__state_tracing(hs__state_now())) {
+  if (hs__state_tracing(hs__state_now()))
     set_state(0, 1);
-  }
   pthread_mutex_unlock(&control_mu);
   hs__guard--;
 }

@@ -230,13 +230,11 @@ static uint64_t reserve(unsigned k) {
      * to a thread that writes its event without waiting, or that is here
      * and needs no more room than the ring had for it. */
     if (pthread_mutex_trylock(&q.mu) == 0) {
-      /* A batch, not the whole ring: the host's call that pays for it
-       * stalls for a few hundred microseconds, not milliseconds. */
-      uint64_t avail = s < atomic_load(&q.head) ? s : atomic_load(&q.head);
+      /* Up to our own number (head is past it), a batch at a time: the
+       * host's call that pays for it stalls for a few hundred
+       * microseconds, not milliseconds. */
       uint64_t t = atomic_load_explicit(&q.tail, memory_order_relaxed);
-      if (avail > t + BATCH)
-        avail = t + BATCH;
-      (void)apply(avail, 0);
+      (void)apply(s < t + BATCH ? s : t + BATCH, 0);
       pthread_mutex_unlock(&q.mu);
     } else {
       backoff(spins);

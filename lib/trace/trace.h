@@ -166,6 +166,12 @@ static inline int hs__deferring(void) {
   /* Acquire: pairs with the release that publishes the ring. */
   return __atomic_load_n(&hs__defer_on, __ATOMIC_ACQUIRE);
 }
+/* Before unwinding for a heap block: its table slot is prefetched, unless
+ * the insert is deferred (the applier prefetches then). hot path. */
+static inline void hs__prefetch_for_insert(uintptr_t ptr) {
+  if (!hs__deferring())
+    hs__traces_prefetch(ptr);
+}
 /* HEAPSNAP_DEFER: 0 keeps every update immediate. Before tracing starts. */
 HS_HIDDEN void hs__defer_configure(int on);
 /* At each start, with the control lock held: the ring (and its applier
