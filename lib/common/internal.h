@@ -19,7 +19,23 @@
  * allocations straight to the real allocator, so heapsnap never traces its
  * own memory. Initial-exec TLS: no allocation on first touch, and it stays
  * readable while a thread is torn down. */
-extern __thread int hs__guard __attribute__((tls_model("initial-exec")));
+extern HS_HIDDEN __thread int hs__guard __attribute__((tls_model("initial-exec")));
+/* Bytes this thread may still allocate before its next sample (control.c).
+ * The interposer's fast path consumes it without looking at the guard, so
+ * the guard puts back what heapsnap's own allocations took: the samples a
+ * seed chooses depend on the program's allocations alone. */
+extern HS_HIDDEN __thread int64_t hs__sample_left
+    __attribute__((tls_model("initial-exec")));
+extern HS_HIDDEN __thread int64_t hs__guard_left
+    __attribute__((tls_model("initial-exec")));
+static inline void hs__guard_enter(void) {
+  if (hs__guard++ == 0)
+    hs__guard_left = hs__sample_left;
+}
+static inline void hs__guard_exit(void) {
+  if (--hs__guard == 0)
+    hs__sample_left = hs__guard_left;
+}
 
 /* A test-and-test-and-set lock that yields after a short spin. Critical
  * sections hold it for a few hundred instructions at most and never call

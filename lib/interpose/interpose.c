@@ -32,10 +32,12 @@ typedef struct {
   size_t size;
   size_t pad;
 } pool_hdr_t;
+/* Each block takes a header and at least 16 bytes of alignment slack. */
+_Static_assert(POOL_SIZE / (sizeof(pool_hdr_t) + 16) <= HS_FILTER_PINS,
+               "every pool block can be pinned in sampling's filter");
 
-static int in_pool(const void *p) {
-  return (const unsigned char *)p >= pool &&
-         (const unsigned char *)p < pool + POOL_SIZE;
+static inline int in_pool(const void *p) {
+  return (uintptr_t)p - (uintptr_t)pool < POOL_SIZE;
 }
 
 static void *pool_alloc(size_t size, size_t align) {
@@ -54,6 +56,8 @@ static void *pool_alloc(size_t size, size_t align) {
   uintptr_t start = (uintptr_t)(pool + off) + sizeof(pool_hdr_t);
   uintptr_t p = (start + align - 1) & ~(uintptr_t)(align - 1);
   ((pool_hdr_t *)p)[-1].size = size;
+  /* free() while sampling trusts the filter before it checks the pool. */
+  hs__filter_pin(p);
   return (void *)p;
 }
 
@@ -99,7 +103,7 @@ static void resolve(void) {
   int expect = 0;
   if (!atomic_compare_exchange_strong(&ready, &expect, 1))
     return; /* another call is resolving: its callers use the pool */
-  hs__guard++;
+  hs__guard_enter();
   RESOLVE(malloc, "malloc", __libc_malloc);
   RESOLVE(calloc, "calloc", __libc_calloc);
   RESOLVE(realloc, "realloc", __libc_realloc);
@@ -110,8 +114,9 @@ static void resolve(void) {
   RESOLVE(valloc, "valloc", __libc_valloc);
   RESOLVE(pvalloc, "pvalloc", __libc_pvalloc);
   RESOLVE(malloc_usable_size, "malloc_usable_size", NULL);
-  hs__guard--;
+  hs__guard_exit();
   atomic_store(&ready, 2);
+  hs__fast_allow();
 }
 
 static inline int is_ready(void) {
@@ -131,9 +136,9 @@ static inline int tracing_here(void) {
 static inline __attribute__((always_inline)) void
 record_alloc(void *p, size_t size, uintptr_t caller) {
   int saved = errno;
-  hs__guard++;
+  hs__guard_enter();
   hs__record_alloc(p, size, caller);
-  hs__guard--;
+  hs__guard_exit();
   errno = saved;
 }
 
@@ -142,13 +147,21 @@ static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
     record_alloc(p, size, caller);
 }
 
+/* Whether to record an allocation of size: counted when the fast path
+ * has already taken size off the sampling counter. */
+static inline int wanted(size_t size, int counted) {
+  return tracing_here() &&
+         (counted ? hs__sample_hit_counted(size) : hs__sample_hit(size));
+}
+
 /* The allocation is decided to be recorded before it is made, so that the
  * common case ends in a tail call to the real allocator. */
 static __attribute__((noinline)) void *malloc_slow(size_t size,
-                                                   uintptr_t caller) {
+                                                   uintptr_t caller,
+                                                   int counted) {
   if (HS_UNLIKELY(!is_ready()))
     return pool_alloc(size, 16);
-  if (!(tracing_here() && hs__sample_hit(size)))
+  if (!wanted(size, counted))
     return real.malloc(size);
   void *p = real.malloc(size);
   if (!p)
@@ -156,7 +169,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
   /* Unwound here, inline: this is the only heapsnap frame on the stack
    * the unwinder walks. */
   int saved = errno;
-  hs__guard++;
+  hs__guard_enter();
   unsigned s = hs__state_now();
   if (hs__state_tracing(s)) {
     hs__prefetch_for_insert((uintptr_t)p);
@@ -164,38 +177,70 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
     int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
     (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n);
   }
-  hs__guard--;
+  hs__guard_exit();
   errno = saved;
   return p;
 }
 
+/* The common paths: not tracing, or sampling passes the call over. They
+ * end in a tail call to the real allocator and need no stack frame. */
+/* Takes size off this thread's sampling counter; 1 when it stays positive
+ * (not sampled). Otherwise the slow path is told the bytes are taken. */
+static inline int sampling_skips(size_t size) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+  /* One read-modify-write of the thread's counter whose flags decide:
+   * compilers load, subtract, store and test instead. */
+  int positive;
+  __asm__("subq %2, %0" : "+m"(hs__sample_left), "=@ccg"(positive)
+          : "r"(size));
+  return positive;
+#else
+  return (hs__sample_left -= (int64_t)size) > 0;
+#endif
+}
+
 EXPORT void *malloc(size_t size) {
-  /* Every call but the tail call to the real allocator is in malloc_slow:
-   * the common path needs no stack frame. Sampling's fast "not this one"
-   * is decided here. */
-  if (HS_LIKELY(atomic_load_explicit(&ready, memory_order_acquire) == 2) &&
-      (!tracing_here() || hs__sample_skip(size)))
+  unsigned fast = hs__fast_now();
+  int counted = fast == HS_FAST_SAMPLED;
+  if (HS_LIKELY(counted) ? HS_LIKELY(sampling_skips(size))
+                         : fast == HS_FAST_OFF)
     return real.malloc(size);
-  return malloc_slow(size, CALLER);
+  return malloc_slow(size, CALLER, counted);
 }
 
-static __attribute__((noinline, cold)) void record_free(void *p) {
-  int saved = errno;
-  hs__guard++;
-  hs__record_free(p);
-  hs__guard--;
-  errno = saved;
-}
-
-EXPORT void free(void *p) {
+static __attribute__((noinline)) void free_slow(void *p) {
   if (!p || in_pool(p))
     return;
-  if (tracing_here() && hs__traces_may_hold((uintptr_t)p))
-    record_free(p);
+  if (tracing_here() && hs__traces_may_hold((uintptr_t)p)) {
+    int saved = errno;
+    hs__guard_enter();
+    hs__record_free(p);
+    hs__guard_exit();
+    errno = saved;
+  }
   real.free(p);
 }
 
-EXPORT void *calloc(size_t n, size_t size) {
+/* Whether sampling's filter proves p untraced: a free that needs no look-up. */
+static inline int filter_skips(unsigned fast, const void *p) {
+  return fast == HS_FAST_SAMPLED &&
+         !atomic_load_explicit(hs__filter_slot((uintptr_t)p),
+                               memory_order_relaxed);
+}
+
+EXPORT void free(void *p) {
+  unsigned fast = hs__fast_now();
+  /* The filter never passes over a pool block (they are pinned in it). */
+  if (HS_LIKELY(fast == HS_FAST_SAMPLED) ? filter_skips(fast, p)
+                                         : fast == HS_FAST_OFF && !in_pool(p))
+    real.free(p);
+  else
+    free_slow(p);
+}
+
+static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size,
+                                                   uintptr_t caller,
+                                                   int counted) {
   if (HS_UNLIKELY(!is_ready())) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -205,14 +250,25 @@ EXPORT void *calloc(size_t n, size_t size) {
     return pool_alloc(total, 16); /* the pool is static: already zero */
   }
   size_t total;
-  if (tracing_here() && !__builtin_mul_overflow(n, size, &total) &&
-      hs__sample_hit(total)) {
+  if (!__builtin_mul_overflow(n, size, &total) && wanted(total, counted)) {
     void *p = real.calloc(n, size);
     if (p)
-      record_alloc(p, total, CALLER);
+      record_alloc(p, total, caller);
     return p;
   }
   return real.calloc(n, size);
+}
+
+EXPORT void *calloc(size_t n, size_t size) {
+  unsigned fast = hs__fast_now();
+  size_t bytes;
+  /* An overflowing product goes to the slow path, which fails it. */
+  int counted = fast == HS_FAST_SAMPLED &&
+                !__builtin_mul_overflow(n, size, &bytes);
+  if (HS_LIKELY(counted) ? HS_LIKELY(sampling_skips(bytes))
+                         : fast == HS_FAST_OFF)
+    return real.calloc(n, size);
+  return calloc_slow(n, size, CALLER, counted);
 }
 
 static void *pool_realloc(void *old, size_t size) {
@@ -226,7 +282,8 @@ static void *pool_realloc(void *old, size_t size) {
   return p;
 }
 
-static void *do_realloc(void *old, size_t size, uintptr_t caller) {
+static void *do_realloc(void *old, size_t size, uintptr_t caller,
+                        int counted) {
   if (in_pool(old)) {
     if (size == 0)
       return NULL; /* as glibc's realloc(p, 0): p is "freed" */
@@ -242,9 +299,9 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
     return real.realloc(old, size);
   if (hs__deferring() && !atomic_load_explicit(&hs__sample_rate,
                                             memory_order_relaxed)) {
-    hs__guard++;
+    hs__guard_enter();
     void *p = hs__realloc_deferred(old, size, caller, real.realloc);
-    hs__guard--;
+    hs__guard_exit();
     return p;
   }
   /* Forget the old block before the real call: once it is freed another
@@ -255,25 +312,42 @@ static void *do_realloc(void *old, size_t size, uintptr_t caller) {
   /* The state the old trace belongs to: if a start, stop or clear comes
    * before a failed realloc puts it back, the insert is refused. */
   unsigned s0 = hs__state_now();
-  hs__guard++;
+  hs__guard_enter();
   if (old)
     had = hs__traces_remove(0, (uintptr_t)old, &old_size, &old_stack);
   errno = saved;
   void *p = real.realloc(old, size);
   saved = errno;
-  if (p && hs__sample_hit(size))
+  /* The guard would put back what the sampler takes here. */
+  hs__guard_exit();
+  int hit = p && (counted ? hs__sample_hit_counted(size)
+                           : hs__sample_hit(size));
+  hs__guard_enter();
+  if (hit)
     hs__record_alloc(p, size, caller);
   else if (!p && had && size != 0) /* failed: the old block lives on */
     (void)hs__traces_insert(0, (uintptr_t)old, old_size, old_stack, s0);
-  hs__guard--;
+  hs__guard_exit();
   errno = saved;
   return p;
 }
 
-EXPORT void *realloc(void *old, size_t size) {
+static __attribute__((noinline)) void *realloc_slow(void *old, size_t size,
+                                                    uintptr_t caller,
+                                                    int counted) {
   if (HS_UNLIKELY(!is_ready()))
     return pool_realloc(old, size);
-  return do_realloc(old, size, CALLER);
+  return do_realloc(old, size, caller, counted);
+}
+
+EXPORT void *realloc(void *old, size_t size) {
+  unsigned fast = hs__fast_now();
+  int counted = fast == HS_FAST_SAMPLED && !in_pool(old) &&
+                (!old || filter_skips(fast, old));
+  if (HS_LIKELY(counted) ? HS_LIKELY(sampling_skips(size))
+                         : fast == HS_FAST_OFF && !in_pool(old))
+    return real.realloc(old, size);
+  return realloc_slow(old, size, CALLER, counted);
 }
 
 EXPORT void *reallocarray(void *old, size_t n, size_t size) {
@@ -284,7 +358,7 @@ EXPORT void *reallocarray(void *old, size_t n, size_t size) {
   }
   if (HS_UNLIKELY(!is_ready()))
     return pool_realloc(old, total);
-  return do_realloc(old, total, CALLER);
+  return do_realloc(old, total, CALLER, 0);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size) {
@@ -353,9 +427,9 @@ static void fork_child(void) {
 __attribute__((constructor)) static void heapsnap_init(void) {
   int saved = errno;
   (void)is_ready();
-  hs__guard++;
+  hs__guard_enter();
   pthread_atfork(hs__fork_prepare, hs__fork_parent, fork_child);
-  hs__guard--;
+  hs__guard_exit();
   hs__session_init();
   errno = saved;
 }

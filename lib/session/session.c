@@ -457,7 +457,7 @@ static void check_thresholds(void) {
 
 static void *writer_main(void *arg) {
   (void)arg;
-  hs__guard++; /* nothing this thread allocates is the host's */
+  hs__guard_enter(); /* nothing this thread allocates is the host's */
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -549,7 +549,7 @@ static void drop_from_preload(void) {
 void hs__session_init(void) {
   if (getauxval(AT_SECURE))
     return; /* setuid/setgid: never let the environment steer us */
-  hs__guard++;
+  hs__guard_enter();
   if (read_config() != 0)
     goto out;
   /* Before any table exists, so that the count starts with the first
@@ -595,7 +595,7 @@ void hs__session_init(void) {
   }
   active = 1;
 out:
-  hs__guard--;
+  hs__guard_exit();
 }
 
 void hs__session_fork_child(void) {
@@ -638,7 +638,7 @@ static void session_exit(void) {
   if (!active)
     return;
   active = 0;
-  hs__guard++;
+  hs__guard_enter();
   int saved = errno;
   int joined = 1;
   if (writer_started) {
@@ -657,16 +657,16 @@ static void session_exit(void) {
   if (cfg.at_exit && hs_is_tracing())
     write_snapshot(NULL);
   errno = saved;
-  hs__guard--;
+  hs__guard_exit();
 }
 
 void hs__session_exit(void) {
   session_exit();
   if (fault.on) {
-    hs__guard++;
+    hs__guard_enter();
     int saved = errno;
     fault_report();
     errno = saved;
-    hs__guard--;
+    hs__guard_exit();
   }
 }

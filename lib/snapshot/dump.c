@@ -12,10 +12,10 @@ int hs_snapshot_dump(hs_snapshot_t *snap, const char *path) {
   int rc = hs__snapshot_symbolize(snap);
   if (rc != 0)
     return rc;
-  hs__guard++;
+  hs__guard_enter();
   rc = hs__hsnap_write(snap, path);
   int saved = errno;
-  hs__guard--;
+  hs__guard_exit();
   errno = saved;
   return rc;
 }
@@ -30,7 +30,7 @@ int hs_snapshot_load(const char *path, hs_snapshot_t **out, char *err,
     return HS_EINVAL;
   }
   *out = NULL;
-  hs__guard++;
+  hs__guard_enter();
   int rc = hs__hsnap_read(path, out, err, errlen);
   if (rc == 0 && hs__snapshot_init_wrappers(*out) != 0) {
     hs_snapshot_free(*out);
@@ -39,6 +39,6 @@ int hs_snapshot_load(const char *path, hs_snapshot_t **out, char *err,
     if (err && errlen)
       snprintf(err, errlen, "%s: out of memory", path);
   }
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }

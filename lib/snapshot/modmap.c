@@ -130,7 +130,7 @@ __attribute__((constructor)) static void modmap_install(void) {
 }
 
 int hs__modmap_merge_into(hs_module_list_t *mods) {
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&mu);
   merge_locked(mods);
   int rc = 0;
@@ -164,6 +164,6 @@ int hs__modmap_merge_into(hs_module_list_t *mods) {
     mods->mods[k] = m;
   }
   pthread_mutex_unlock(&mu);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }

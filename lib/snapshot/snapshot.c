@@ -163,11 +163,11 @@ static int push_wrapper(hs_wrapper_t **arr, uint32_t *n, int kind,
 }
 
 int hs_add_wrapper(int kind, const char *pattern) {
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&wrap_mu);
   int rc = push_wrapper(&global_wrappers, &nglobal_wrappers, kind, pattern);
   pthread_mutex_unlock(&wrap_mu);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
@@ -201,9 +201,9 @@ int hs_snapshot_add_wrapper(hs_snapshot_t *snap, int kind,
                             const char *pattern) {
   if (!snap)
     return HS_EINVAL;
-  hs__guard++;
+  hs__guard_enter();
   int rc = push_wrapper(&snap->wrappers, &snap->nwrappers, kind, pattern);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
@@ -215,7 +215,7 @@ void hs_snapshot_set_raw(hs_snapshot_t *snap, int raw) {
 void hs_snapshot_free(hs_snapshot_t *s) {
   if (!s)
     return;
-  hs__guard++;
+  hs__guard_enter();
   hs__modules_free(&s->modules);
   free(s->raw);
   free(s->raw_first);
@@ -229,7 +229,7 @@ void hs_snapshot_free(hs_snapshot_t *s) {
     free(s->wrappers[i].pattern);
   free(s->wrappers);
   free(s);
-  hs__guard--;
+  hs__guard_exit();
 }
 
 /* What a group stands for. Sampled with rate R, a block of size n was
@@ -314,7 +314,7 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   *out = NULL;
   if (!hs_is_tracing())
     return HS_ENOTTRACING;
-  hs__guard++;
+  hs__guard_enter();
   int rc = HS_ENOMEM;
   collect_t c = {0};
   struct hs_snapshot *s = hs__snapshot_new();
@@ -387,7 +387,7 @@ done:
     s = NULL;
   }
   *out = s;
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
@@ -471,7 +471,7 @@ out:
 int hs__snapshot_symbolize(struct hs_snapshot *s) {
   if (s->symbolized)
     return 0;
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&sym_mu);
   int rc = HS_ENOMEM;
   hs_symbolizer_t *sym = hs__symbolizer_new(&s->modules);
@@ -496,7 +496,7 @@ int hs__snapshot_symbolize(struct hs_snapshot *s) {
     s->stack_locs = NULL;
     s->nlocs = s->nstack_locs = 0;
   }
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 

@@ -336,7 +336,7 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   if (!snap || key < HS_KEY_FILENAME || key > HS_KEY_TRACEBACK ||
       (cumulative && key == HS_KEY_TRACEBACK))
     return HS_EINVAL;
-  hs__guard++;
+  hs__guard_enter();
   group_by_t g = {.key = key};
   hs_statistics_t *st = calloc(1, sizeof *st);
   int rc = st ? 0 : HS_ENOMEM;
@@ -397,12 +397,12 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   g.frames = NULL;
   group_by_free(&g);
   *out = st;
-  hs__guard--;
+  hs__guard_exit();
   return 0;
 fail:
   group_by_free(&g);
   hs_statistics_free(st);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
@@ -424,12 +424,12 @@ int hs_snapshot_compare(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
 void hs_statistics_free(hs_statistics_t *st) {
   if (!st)
     return;
-  hs__guard++;
+  hs__guard_enter();
   free(st->stats);
   free(st->diffs);
   free(st->priv_);
   free(st);
-  hs__guard--;
+  hs__guard_exit();
 }
 
 /* ---- filters (tracemalloc's Filter and DomainFilter) ---- */
@@ -485,7 +485,7 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
   *out = NULL;
   if (!snap || (nfilter && !filters))
     return HS_EINVAL;
-  hs__guard++;
+  hs__guard_enter();
   int rc = hs__snapshot_symbolize(snap);
   uint8_t *keep = NULL;
   site_ctx_t sc = {snap, NULL};
@@ -517,6 +517,6 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
 out:
   free(keep);
   free(sc.wrap);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }

@@ -11,8 +11,36 @@
 #include "trace.h"
 
 __thread int hs__guard __attribute__((tls_model("initial-exec")));
+__thread int64_t hs__guard_left __attribute__((tls_model("initial-exec")));
 
 atomic_uint hs__state;
+atomic_uint hs__fast = HS_FAST_NONE;
+static atomic_int fast_allowed;
+
+/* Lock-free, for the interposer calls it from inside malloc: a caller that
+ * stored a value computed from a state that has since changed goes round
+ * again, so the last value stored is the one for the last state. */
+static void fast_refresh(void) {
+  for (;;) {
+    unsigned s = hs__state_now();
+    int allowed = atomic_load(&fast_allowed);
+    unsigned m = HS_FAST_NONE;
+    if (allowed && !hs__state_tracing(s))
+      m = HS_FAST_OFF;
+    else if (allowed &&
+             atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) &&
+             __atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
+      m = HS_FAST_SAMPLED;
+    atomic_store_explicit(&hs__fast, m, memory_order_release);
+    if (hs__state_now() == s && atomic_load(&fast_allowed) == allowed)
+      return;
+  }
+}
+
+void hs__fast_allow(void) {
+  atomic_store(&fast_allowed, 1);
+  fast_refresh();
+}
 /* The frames captured per allocation while tracing; written before the
  * state says tracing, read after. */
 static atomic_int nframe_active = HS_DEFAULT_FRAMES;
@@ -226,13 +254,14 @@ static void set_state(int tracing, int clear) {
   }
   atomic_store_explicit(&hs__state, (gen << 1) | (tracing ? 1u : 0u),
                         memory_order_release);
+  fast_refresh();
   unlock_tables();
 }
 
 int hs_start(int nframe) {
   if (nframe < 1 || nframe > HS_MAX_FRAMES)
     return HS_EINVAL;
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&control_mu);
   if (!hs__state_tracing(hs__state_now())) {
     hs__unwind_warm_up();
@@ -257,28 +286,31 @@ int hs_start(int nframe) {
     set_state(1, 0);
   }
   pthread_mutex_unlock(&control_mu);
-  hs__guard--;
+  hs__guard_exit();
+  /* This thread's next allocation draws from the new seed's stream (other
+   * threads finish the gap they are in first, which is as random). */
+  hs__sample_left = 0;
   return 0;
 }
 
 void hs_stop(void) {
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&control_mu);
   if (hs__state_tracing(hs__state_now()))
     set_state(0, 1);
   pthread_mutex_unlock(&control_mu);
-  hs__guard--;
+  hs__guard_exit();
 }
 
 int hs_is_tracing(void) { return hs__state_tracing(hs__state_now()); }
 
 void hs_clear_traces(void) {
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&control_mu);
   if (hs__state_tracing(hs__state_now()))
     set_state(1, 1);
   pthread_mutex_unlock(&control_mu);
-  hs__guard--;
+  hs__guard_exit();
 }
 
 int hs_get_traceback_limit(void) {
@@ -336,7 +368,7 @@ int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {
   if (!hs_is_tracing())
     return HS_ENOTTRACING;
   uint32_t id;
-  hs__guard++;
+  hs__guard_enter();
   int n = HS_ENOTFOUND;
   if (hs__traces_lookup(0, (uintptr_t)ptr, NULL, &id)) {
     n = hs__stack_get(id, frames, max);
@@ -345,23 +377,23 @@ int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {
     else if (n > max)
       n = max;
   }
-  hs__guard--;
+  hs__guard_exit();
   return n;
 }
 
 int hs_track(unsigned int domain, uintptr_t ptr, size_t size) {
-  hs__guard++;
+  hs__guard_enter();
   int rc = record(domain, ptr, size, (uintptr_t)__builtin_return_address(0));
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
 int hs_untrack(unsigned int domain, uintptr_t ptr) {
   if (!hs_is_tracing())
     return HS_ENOTTRACING;
-  hs__guard++;
+  hs__guard_enter();
   (void)hs__traces_remove(domain, ptr, NULL, NULL);
-  hs__guard--;
+  hs__guard_exit();
   return 0;
 }
 

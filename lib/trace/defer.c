@@ -208,11 +208,11 @@ void hs__defer_drain(void) {
   uint64_t upto = atomic_load_explicit(&q.head, memory_order_acquire);
   if (atomic_load_explicit(&q.tail, memory_order_acquire) >= upto)
     return;
-  hs__guard++;
+  hs__guard_enter();
   pthread_mutex_lock(&q.mu);
   (void)apply(upto, 1);
   pthread_mutex_unlock(&q.mu);
-  hs__guard--;
+  hs__guard_exit();
 }
 
 /* Numbers for k events, waiting (and applying events meanwhile) until the
@@ -290,7 +290,7 @@ void hs__defer_realloc_failed(uintptr_t old, uint64_t ticket) {
  * allocating threads are still writing, and sleeps when there are few. */
 static void *applier(void *arg) {
   (void)arg;
-  hs__guard++;
+  hs__guard_enter();
   long nap_us = 50;
   for (;;) {
     uint64_t head = atomic_load_explicit(&q.head, memory_order_acquire);
@@ -374,7 +374,7 @@ void hs__defer_fork_child(void) {
   /* Events numbered by threads that are gone will never be written:
    * apply the written ones and count the others as lost. Guarded: a table
    * that grows here allocates, and that must not become an event. */
-  hs__guard++;
+  hs__guard_enter();
   uint64_t head = atomic_load(&q.head);
   for (uint64_t t = atomic_load(&q.tail); t < head; t++) {
     ev_t *e = &ring[t & RING_MASK];
@@ -388,5 +388,5 @@ void hs__defer_fork_child(void) {
     }
   }
   atomic_store(&q.tail, head);
-  hs__guard--;
+  hs__guard_exit();
 }

@@ -12,7 +12,7 @@
  * that read the state before such a change sees a mismatch under the table
  * lock and drops what it was recording instead of writing into a table that
  * was emptied under it. */
-extern atomic_uint hs__state;
+extern HS_HIDDEN atomic_uint hs__state;
 static inline unsigned hs__state_now(void) {
   return atomic_load_explicit(&hs__state, memory_order_acquire);
 }
@@ -21,23 +21,18 @@ static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
 /* ---- sampling (control.c) ---- */
 /* The sample rate in force (0: trace everything); written only while
  * tracing is off. */
-extern atomic_size_t hs__sample_rate;
-/* Bytes this thread may still allocate before its next sample. */
-extern __thread int64_t hs__sample_left __attribute__((tls_model("initial-exec")));
+extern HS_HIDDEN atomic_size_t hs__sample_rate;
 HS_HIDDEN int hs__sample_next(size_t size);
-/* Whether an allocation of size is to be recorded. hot path: one
- * subtraction unless sampling picks it. */
-/* 1 when sampling is on and this allocation is certainly not sampled (the
- * counter stays positive), consuming its bytes; 0 otherwise, with nothing
- * consumed: then call hs__sample_hit(). hot path. */
-static inline int hs__sample_skip(size_t size) {
+/* Whether an allocation of size is to be recorded: sampling takes size
+ * off this thread's counter and picks it when the counter reaches zero.
+ * hot path: one subtraction unless sampling picks it. */
+/* hs__sample_hit for a size already taken off the counter. */
+static inline int hs__sample_hit_counted(size_t size) {
   if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
-    return 0;
-  if (hs__sample_left > (int64_t)size) {
-    hs__sample_left -= (int64_t)size;
     return 1;
-  }
-  return 0;
+  if (hs__sample_left > 0)
+    return 0;
+  return hs__sample_next(size);
 }
 static inline int hs__sample_hit(size_t size) {
   if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
@@ -46,6 +41,21 @@ static inline int hs__sample_hit(size_t size) {
     return 0;
   return hs__sample_next(size);
 }
+
+/* ---- what an interposed call may skip (control.c) ---- */
+/* A hint for the interposer's first instructions, recomputed at every
+ * change of state: HS_FAST_OFF, not tracing (and the allocator resolved):
+ * straight to the real allocator; HS_FAST_SAMPLED, sampling: so too for an
+ * allocation its thread's byte counter passes over and a free the filter
+ * rules out; HS_FAST_NONE: the full checks. A call that read a stale value
+ * behaves as if it ran before the change. */
+enum { HS_FAST_OFF, HS_FAST_SAMPLED, HS_FAST_NONE };
+extern HS_HIDDEN atomic_uint hs__fast;
+static inline unsigned hs__fast_now(void) {
+  return atomic_load_explicit(&hs__fast, memory_order_acquire);
+}
+/* The interposer has its real allocator: OFF and SAMPLED become possible. */
+HS_HIDDEN void hs__fast_allow(void);
 
 /* ---- interned stacks (stacks.c) ---- */
 /* Stack ids fit in 24 bits: 6 bits of shard, 18 of index within it. */
@@ -101,24 +111,30 @@ static inline uint64_t hs__ptr_hash(uint64_t x) {
 }
 
 /* Sampling's counting filter over heap pointers (traces.c): a zero counter
- * proves a pointer was never sampled. */
-#define HS_FILTER_BITS 14
-#define HS_FILTER_SHIFT (64 - 6 - HS_FILTER_BITS) /* below the shard bits */
-extern _Atomic uint16_t hs__filter[1u << HS_FILTER_BITS];
-extern int hs__filter_on;
+ * proves a pointer was never sampled. A counter that reaches 255 stays
+ * there (the pointers it counts are always looked up). */
+#define HS_FILTER_BITS 18
+extern HS_HIDDEN _Atomic uint8_t hs__filter[1u << HS_FILTER_BITS];
+extern HS_HIDDEN int hs__filter_on;
+/* Makes ptr's counter say "may hold" for good, so that a free the filter
+ * passes over never sees ptr: for the interposer's bootstrap blocks, which
+ * the real allocator never gave out. Up to HS_FILTER_PINS pointers. */
+#define HS_FILTER_PINS 2048
+HS_HIDDEN void hs__filter_pin(uintptr_t ptr);
+
+/* Its own multiplicative hash, not hs__ptr_hash: four instructions on the
+ * path of every free. */
+static inline _Atomic uint8_t *hs__filter_slot(uintptr_t ptr) {
+  return &hs__filter[((uint64_t)ptr * 0x9E3779B97F4A7C15ull) >>
+                     (64 - HS_FILTER_BITS)];
+}
 
 /* 0 when ptr is certainly not a traced heap block (sampling's filter says
  * so); 1 when it may be. hot path: inline, no lock, one load when not
  * sampling. */
-/* The filter counter of a pointer with hash h. */
-static inline _Atomic uint16_t *hs__filter_slot(uint64_t h) {
-  return &hs__filter[(h >> HS_FILTER_SHIFT) & ((1u << HS_FILTER_BITS) - 1)];
-}
-
 static inline int hs__traces_may_hold(uintptr_t ptr) {
   return !__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED) ||
-         atomic_load_explicit(hs__filter_slot(hs__ptr_hash(ptr)),
-                              memory_order_relaxed) != 0;
+         atomic_load_explicit(hs__filter_slot(ptr), memory_order_relaxed) != 0;
 }
 /* Starts loading the cache lines an insert of ptr will touch, so that the
  * miss overlaps the unwinding. hot path. */
@@ -161,7 +177,7 @@ HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
 
 /* ---- deferred table updates (defer.c) ---- */
 /* Non-zero while heap events go through the ring. hot path. */
-extern int hs__defer_on;
+extern HS_HIDDEN int hs__defer_on;
 static inline int hs__deferring(void) {
   /* Acquire: pairs with the release that publishes the ring. */
   return __atomic_load_n(&hs__defer_on, __ATOMIC_ACQUIRE);

@@ -52,30 +52,60 @@ static atomic_size_t current, peak;
 
 /* Sampling: a counting filter over heap pointers. Most freed blocks were
  * never sampled; a zero counter proves it without a lock or a table probe.
- * Counters change under the shard lock of the pointer they count, before
- * the block is handed to the program, so a free (which the program orders
- * after the allocation) never misses one. */
-/* 16K counters (HS_FILTER_BITS), 32 KiB: small enough to stay in cache on
- * the free path; with sampling only a few thousand blocks are live, so few
- * false hits. */
-_Atomic uint16_t hs__filter[1u << HS_FILTER_BITS];
+ * A pointer's counter changes, under its shard lock, before the block is
+ * handed to the program, so a free (which the program orders after the
+ * allocation) never misses one; counters are shared across shards, so
+ * the changes are atomic. 256K one-byte counters: with sampling a few
+ * thousand blocks are live, so a free is sent to the table by mistake
+ * about once in a hundred, and the pages a program never frees into stay
+ * unmapped. */
+_Atomic uint8_t hs__filter[1u << HS_FILTER_BITS];
 int hs__filter_on; /* written with every lock held and no trace live */
+static atomic_int filter_dirty; /* a counter may be non-zero */
+
+/* Pointers that free() must never hand to the real allocator on the
+ * filter's word: their counters stay saturated, across every clear. */
+static _Atomic uintptr_t pins[HS_FILTER_PINS];
+static atomic_uint npins;
+
+void hs__filter_pin(uintptr_t p) {
+  unsigned i = atomic_fetch_add(&npins, 1);
+  if (i < HS_FILTER_PINS)
+    atomic_store(&pins[i], p);
+  atomic_store(hs__filter_slot(p), UINT8_MAX);
+}
 
 void hs__traces_set_filter_locked(int on) {
-  for (size_t i = 0; i < (1u << HS_FILTER_BITS); i++)
-    atomic_store_explicit(&hs__filter[i], 0, memory_order_relaxed);
+  /* Atomic stores: a free may be reading the counters. */
+  if (atomic_exchange(&filter_dirty, 0))
+    for (size_t i = 0; i < (1u << HS_FILTER_BITS); i++)
+      atomic_store_explicit(&hs__filter[i], 0, memory_order_relaxed);
+  unsigned n = atomic_load(&npins);
+  for (unsigned i = 0; i < n && i < HS_FILTER_PINS; i++) {
+    uintptr_t p = atomic_load(&pins[i]); /* 0: its pinner sets it */
+    if (p)
+      atomic_store(hs__filter_slot(p), UINT8_MAX);
+  }
   __atomic_store_n(&hs__filter_on, on, __ATOMIC_RELAXED);
 }
 
-static inline void filter_add(uint64_t h, int d) {
-  if (__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
-    atomic_fetch_add_explicit(hs__filter_slot(h), (uint16_t)d,
-                              memory_order_relaxed);
+static inline void filter_add(uintptr_t ptr, int d) {
+  if (!__atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED))
+    return;
+  if (d > 0 && !atomic_load_explicit(&filter_dirty, memory_order_relaxed))
+    atomic_store(&filter_dirty, 1);
+  _Atomic uint8_t *c = hs__filter_slot(ptr);
+  uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+  do {
+    if (v == UINT8_MAX)
+      return; /* saturated: it can no longer say which are gone */
+  } while (!atomic_compare_exchange_weak_explicit(
+      c, &v, (uint8_t)(v + d), memory_order_relaxed, memory_order_relaxed));
 }
 
-static inline int filter_says_absent(uint64_t h) {
+static inline int filter_says_absent(uintptr_t ptr) {
   return __atomic_load_n(&hs__filter_on, __ATOMIC_RELAXED) &&
-         atomic_load_explicit(hs__filter_slot(h), memory_order_relaxed) == 0;
+         atomic_load_explicit(hs__filter_slot(ptr), memory_order_relaxed) == 0;
 }
 
 /* The traced size at which trigger_fn is called (SIZE_MAX: never). */
@@ -198,7 +228,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
     k = (k + 1) & sh->mask;
   sh->slots[k].ptr = ptr;
   sh->slots[k].meta = meta;
-  filter_add(h, 1);
+  filter_add(ptr, 1);
   /* Readers outside the lock (hs_get_stats) load count atomically. */
   __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
   add_current(size);
@@ -210,7 +240,7 @@ out:
 static int heap_take(uintptr_t ptr, int remove, size_t *size,
                      uint32_t *stack) {
   uint64_t h = mix(ptr, 0);
-  if (filter_says_absent(h))
+  if (filter_says_absent(ptr))
     return 0;
   trace_shard_t *sh = shard_of(h);
   hs__lock(&sh->lock);
@@ -223,7 +253,7 @@ static int heap_take(uintptr_t ptr, int remove, size_t *size,
       *stack = (uint32_t)(meta & STACK_MASK);
     if (remove) {
       shard_delete(sh, (uint32_t)j);
-      filter_add(h, -1);
+      filter_add(ptr, -1);
       sub_current((size_t)(meta >> HS_STACK_ID_BITS));
     }
   }

@@ -217,7 +217,27 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
   int rec = -1;
   uintptr_t rpc = 0, rsp = 0, rbp = 0;
   uintptr_t rra[TAIL_MAX], rslot[TAIL_MAX];
+  const uintptr_t hi = stack_hi; /* out[] may alias it: keep it local */
   while (n < max) {
+    if (rec < 0) {
+      /* The common frame, in as few instructions as it takes: a return
+       * address found at its home slot as a frame-pointer one, and a
+       * frame pointer inside the stack. The checks are fp_ok's, with
+       * which the caller's frame is above this one and within the stack. */
+      uint64_t w = atomic_load_explicit(&kinds[kind_home(pc)],
+                                        memory_order_relaxed);
+      if (w == ((uint64_t)pc << 2 | K_FP) && bp >= sp && bp <= hi - 16 &&
+          !(bp & 7)) {
+        uintptr_t nip = ((const uintptr_t *)bp)[1];
+        if (!nip)
+          break;
+        out[n++] = nip;
+        pc = nip;
+        sp = bp + 16;
+        bp = ((const uintptr_t *)bp)[0];
+        continue;
+      }
+    }
     int kind = kind_get(pc);
     uintptr_t nip, nsp, nbp;
     int stepped = 0;

@@ -225,6 +225,104 @@ START_TEST(unwind_skips_own_frames) {
 }
 END_TEST
 
+/* ---- sampling's fast paths: the mode hint, the filter, the guard ---- */
+
+START_TEST(fast_mode_follows_state) {
+  hs__fast_allow();
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_OFF);
+  ck_assert_int_eq(hs_set_sample_rate(4096, 1), 0);
+  ck_assert_int_eq(hs_start(4), 0);
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_SAMPLED);
+  hs_clear_traces();
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_SAMPLED);
+  hs_stop();
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_OFF);
+  ck_assert_int_eq(hs_set_sample_rate(0, 0), 0);
+  ck_assert_int_eq(hs_start(4), 0);
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_NONE);
+  hs_stop();
+  ck_assert_uint_eq(hs__fast_now(), HS_FAST_OFF);
+}
+END_TEST
+
+/* Fake, 16-aligned addresses whose filter counter is the one of base. */
+static int same_counter(uintptr_t base, uintptr_t *out, int n) {
+  int k = 0;
+  for (uintptr_t p = base + 16; k < n && p < base + (1ull << 36); p += 16)
+    if (hs__filter_slot(p) == hs__filter_slot(base))
+      out[k++] = p;
+  return k;
+}
+
+START_TEST(filter_pins_survive_clears) {
+  uintptr_t pinned = fake(7), other = fake(1000);
+  ck_assert_ptr_ne(hs__filter_slot(pinned), hs__filter_slot(other));
+  hs__filter_pin(pinned);
+  ck_assert_int_eq(hs_set_sample_rate(4096, 1), 0);
+  for (int round = 0; round < 2; round++) {
+    ck_assert_int_eq(hs_start(4), 0);
+    ck_assert_int_eq(hs__traces_may_hold(pinned), 1);
+    ck_assert_int_eq(hs__traces_may_hold(other), 0);
+    unsigned s = hs__state_now();
+    uint32_t id;
+    uintptr_t f[1] = {42};
+    ck_assert_int_eq(hs__stack_intern(f, 1, s, &id, NULL), 0);
+    ck_assert_int_eq(hs__traces_insert(0, other, 32, id, s), 0);
+    ck_assert_int_eq(hs__traces_may_hold(other), 1);
+    hs_clear_traces();
+    ck_assert_int_eq(hs__traces_may_hold(other), 0);
+    ck_assert_int_eq(hs__traces_may_hold(pinned), 1);
+    /* A pinned pointer is looked up, and found absent. */
+    ck_assert_int_eq(hs__traces_remove(0, pinned, NULL, NULL), 0);
+    hs_stop();
+  }
+  ck_assert_int_eq(hs_set_sample_rate(0, 0), 0);
+}
+END_TEST
+
+START_TEST(filter_counter_saturates) {
+  enum { N = 300 };
+  static uintptr_t p[N + 1];
+  ck_assert_int_eq(same_counter(fake(3), p, N + 1), N + 1);
+  ck_assert_int_eq(hs_set_sample_rate(4096, 1), 0);
+  ck_assert_int_eq(hs_start(4), 0);
+  unsigned s = hs__state_now();
+  uint32_t id;
+  uintptr_t f[1] = {42};
+  ck_assert_int_eq(hs__stack_intern(f, 1, s, &id, NULL), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(hs__traces_insert(0, p[i], 16, id, s), 0);
+  ck_assert_uint_eq(atomic_load(hs__filter_slot(p[0])), 255);
+  ck_assert_uint_eq(cur(), (size_t)N * 16);
+  /* Once saturated the counter cannot tell when its last block goes, so
+   * it keeps sending frees to the table, which stays exact. */
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(hs__traces_remove(0, p[i], NULL, NULL), 1);
+  ck_assert_uint_eq(cur(), 0);
+  ck_assert_int_eq(hs__traces_may_hold(p[N]), 1);
+  ck_assert_int_eq(hs__traces_remove(0, p[N], NULL, NULL), 0);
+  /* A clear starts the filter afresh. */
+  hs_clear_traces();
+  ck_assert_int_eq(hs__traces_may_hold(p[N]), 0);
+  hs_stop();
+  ck_assert_int_eq(hs_set_sample_rate(0, 0), 0);
+}
+END_TEST
+
+START_TEST(guard_puts_back_sample_bytes) {
+  hs__sample_left = 1000;
+  hs__guard_enter();
+  hs__sample_left -= 300;
+  hs__guard_enter();
+  hs__sample_left -= 5;
+  hs__guard_exit();
+  ck_assert_int_eq(hs__sample_left, 695);
+  hs__guard_exit();
+  ck_assert_int_eq(hs__sample_left, 1000);
+  ck_assert_int_eq(hs__guard, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("trace");
   TCase *tc = tcase_create("tables");
@@ -241,6 +339,13 @@ int main(void) {
   tcase_add_test(tt, threads_exact_totals);
   tcase_add_test(tt, threads_race_control);
   suite_add_tcase(s, tt);
+  TCase *ts = tcase_create("sampling");
+  tcase_set_timeout(ts, 60);
+  tcase_add_test(ts, fast_mode_follows_state);
+  tcase_add_test(ts, filter_pins_survive_clears);
+  tcase_add_test(ts, filter_counter_saturates);
+  tcase_add_test(ts, guard_puts_back_sample_bytes);
+  suite_add_tcase(s, ts);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
