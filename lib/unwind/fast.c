@@ -145,10 +145,11 @@ static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
  * through (CPython's object, dict and string allocations, say) each keep
  * theirs. An entry cut short by max serves requests for no more frames
  * than it holds; one that reached the outermost frame serves any. */
-#define TAIL_MAX 24
-#define TAILS 4
+#define TAIL_MAX 48
+#define TAILS 8
 typedef struct {
-  uintptr_t pc, sp, bp; /* the frame it starts at; pc 0 = none */
+  uintptr_t pc, sp, bp; /* the frame it starts at (bp as bp_key gives it);
+                         * pc 0 = none */
   int n;                /* frames after it */
   int complete;         /* the last of them is the outermost */
   uintptr_t ra[TAIL_MAX];
@@ -161,12 +162,14 @@ static __thread unsigned tail_next __attribute__((tls_model("initial-exec")));
  * pointers all the way up, as in most distribution binaries), walking it
  * a frame at a time costs far more than unw_backtrace, whose own cache
  * serves such stacks. So the walks that need libunwind are counted per
- * window of captures that reach such a frame: past MISSES_PER_WINDOW, a
- * capture that the memo cannot serve steps aside for unw_backtrace, for a
- * number of such captures that doubles each time (up to SKIP_MAX, so that
- * a program whose stacks settle down is walked fast again). */
+ * window of captures that reach such a frame: past MISSES_PER_WINDOW (an
+ * eighth: a miss costs a few unw_backtrace calls, a hit next to nothing),
+ * a capture that the memo cannot serve steps aside for unw_backtrace, for
+ * a number of such captures that doubles each time, up to SKIP_MAX; and
+ * halves after each window that stays under it, so that a burst of new
+ * stacks (a program's start-up, say) does not cost the rest of the run. */
 #define WINDOW 256
-#define MISSES_PER_WINDOW 2
+#define MISSES_PER_WINDOW 32
 #define SKIP_MIN 1024
 #define SKIP_MAX (1u << 16)
 static __thread struct {
@@ -176,13 +179,24 @@ static __thread struct {
   unsigned next_skip;
 } adapt __attribute__((tls_model("initial-exec")));
 
+/* The part of a frame's rbp that can decide the walk above it. Code
+ * without frame pointers keeps any value in rbp, mostly heap pointers, and
+ * keying on those would miss for every new object. A CFA computed from
+ * rbp (a frame pointer, stack realignment) needs an rbp on the stack, and
+ * one that is not would break the walk, which is then not remembered. A
+ * frame further up gets its rbp from a slot in the frame below it, at an
+ * address fixed by the return-address slots the memo checks. */
+static inline uintptr_t bp_key(uintptr_t bp, uintptr_t sp) {
+  return bp >= sp && bp < stack_hi ? bp : 0;
+}
+
 /* The entry that can give the frames after (pc, sp, bp), want of them,
  * with every return address still where it was read; or NULL. */
 static const tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
                                int want) {
   for (unsigned k = 0; k < TAILS; k++) {
     const tail_t *t = &tails[k];
-    if (t->pc != pc || t->sp != sp || t->bp != bp ||
+    if (t->pc != pc || t->sp != sp || t->bp != bp_key(bp, sp) ||
         (!t->complete && t->n < want))
       continue;
     int i = 0;
@@ -271,6 +285,9 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
         if (++adapt.seen >= WINDOW) {
           adapt.seen = 0;
           adapt.misses = 0;
+          adapt.next_skip /= 2;
+          if (adapt.next_skip < SKIP_MIN)
+            adapt.next_skip = 0;
         }
         const tail_t *t = tail_find(pc, sp, bp, max - n);
         if (t) {
@@ -321,7 +338,7 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
     tail_t *t = &tails[tail_next++ % TAILS];
     t->pc = rpc;
     t->sp = rsp;
-    t->bp = rbp;
+    t->bp = bp_key(rbp, rsp);
     t->n = rec;
     t->complete = complete;
     memcpy(t->ra, rra, (size_t)rec * sizeof *rra);
