@@ -37,6 +37,15 @@ static inline void hs__guard_exit(void) {
     hs__sample_left = hs__guard_left;
 }
 
+/* A stack's interned id, kept by the stack capture next to the frames it
+ * gives without walking them (unwind/fast.c), so that the trace layer need
+ * not hash the same stack again. Valid while the tracing state is the one
+ * it was stored under (0: never; a tracing state is odd). */
+typedef struct {
+  uint32_t id;
+  unsigned state;
+} hs_stack_memo_t;
+
 /* A test-and-test-and-set lock that yields after a short spin. Critical
  * sections hold it for a few hundred instructions at most and never call
  * into libc beyond memcpy and the real allocator. */
@@ -70,7 +79,7 @@ enum hs_mem_kind { HS_MEM_TRACES, HS_MEM_STACKS, HS_MEM_OTHER, HS_MEM_KINDS };
 HS_HIDDEN void *hs__mem_alloc(enum hs_mem_kind kind, size_t size);
 HS_HIDDEN void *hs__mem_calloc(enum hs_mem_kind kind, size_t n, size_t size);
 HS_HIDDEN void hs__mem_free(enum hs_mem_kind kind, void *p, size_t size);
-/* The same for large, zeroed tables (mapped, offered to huge pages); free
+/* The same for large, zeroed tables (mapped and populated); free
  * with hs__mem_free_big and the same size. */
 HS_HIDDEN void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n,
                                    size_t size);

@@ -174,8 +174,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
   if (hs__state_tracing(s)) {
     hs__prefetch_for_insert((uintptr_t)p);
     uintptr_t frames[HS_MAX_FRAMES];
-    int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
-    (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n);
+    hs_stack_memo_t *cell;
+    int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell);
+    (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n, cell);
   }
   hs__guard_exit();
   errno = saved;

@@ -135,7 +135,26 @@ static __thread struct {
 
 /* The id of stack frames[0..n) under state s: 0, HS_ENOMEM or
  * HS_ENOTTRACING. hot path. */
-static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id) {
+static int intern_hashed(unsigned s, const uintptr_t *frames, int n,
+                         uint32_t *id);
+
+/* The id of frames[0..n), from cell when it has one for state s. */
+static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id,
+                  hs_stack_memo_t *cell) {
+  if (cell && cell->state == s) {
+    *id = cell->id;
+    return 0;
+  }
+  int rc = intern_hashed(s, frames, n, id);
+  if (rc == 0 && cell) {
+    cell->id = *id;
+    cell->state = s;
+  }
+  return rc;
+}
+
+static int intern_hashed(unsigned s, const uintptr_t *frames, int n,
+                         uint32_t *id) {
   int is_new = 0, rc = 0;
   uint64_t h = hs__stack_hash(frames, n);
   __typeof__(stack_memo[0]) *m = &stack_memo[h & (STACK_MEMO - 1)];
@@ -157,9 +176,9 @@ static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id) {
 }
 
 int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr, size_t size,
-                      const uintptr_t *frames, int n) {
+                      const uintptr_t *frames, int n, hs_stack_memo_t *cell) {
   uint32_t id;
-  int rc = intern(s, frames, n, &id);
+  int rc = intern(s, frames, n, &id, cell);
   if (rc == 0 && !(domain == 0 && hs__defer_alloc(ptr, size, id, s)))
     rc = hs__traces_insert(domain, ptr, size, id, s);
   if (rc == HS_ENOMEM)
@@ -182,8 +201,9 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
   if (domain == 0)
     hs__prefetch_for_insert(ptr);
   uintptr_t frames[HS_MAX_FRAMES];
-  int n = hs__unwind_capture(frames, hs__nframe_now(), caller_ret);
-  return hs__record_frames(s, domain, ptr, size, frames, n);
+  hs_stack_memo_t *cell;
+  int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller_ret, &cell);
+  return hs__record_frames(s, domain, ptr, size, frames, n, cell);
 }
 
 void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret) {
@@ -203,8 +223,9 @@ void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
   int have = 0, drop = 0;
   if (hs__state_tracing(s)) {
     uintptr_t frames[HS_MAX_FRAMES];
-    int n = hs__unwind_capture(frames, hs__nframe_now(), caller);
-    int rc = intern(s, frames, n, &id);
+    hs_stack_memo_t *cell;
+    int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell);
+    int rc = intern(s, frames, n, &id, cell);
     have = rc == 0;
     drop = rc == HS_ENOMEM;
   }

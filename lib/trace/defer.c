@@ -41,6 +41,8 @@
 #define GEN_MASK ((1u << GEN_BITS) - 1)
 /* How far ahead of the event being applied its table slot is prefetched. */
 #define PREFETCH_AHEAD 12
+/* And how far ahead the ring's own lines (four events each) are. */
+#define RING_PREFETCH_AHEAD 64
 /* Events applied per hold of the drain lock by the background thread, so
  * that a snapshot waiting for it is not kept out long. */
 #define BATCH 4096
@@ -173,6 +175,12 @@ static uint64_t apply(uint64_t upto, int wait) {
   uint64_t t = atomic_load_explicit(&q.tail, memory_order_relaxed);
   uint64_t start = t;
   unsigned spins = 0;
+  if (t >= upto)
+    return 0;
+  /* Every table lock once for the batch, not once per event: a thread
+   * waited for below is between numbering and writing its event, where it
+   * takes no table lock. */
+  hs__traces_batch_begin();
   while (t < upto) {
     ev_t *e = &ring[t & RING_MASK];
     uintptr_t w = atomic_load_explicit(&e->word, memory_order_acquire);
@@ -182,10 +190,15 @@ static uint64_t apply(uint64_t upto, int wait) {
         break;
       /* Its thread may be waiting for room that this drain has made: say
        * so before waiting for it. */
+      hs__traces_batch_flush();
       atomic_store_explicit(&q.tail, t, memory_order_release);
       backoff(++spins);
       continue;
     }
+    /* The ring's lines come from the CPU that wrote them: ask for them
+     * well before their table slots are. */
+    if (!(t & 3) && t + RING_PREFETCH_AHEAD < upto)
+      __builtin_prefetch(&ring[(t + RING_PREFETCH_AHEAD) & RING_MASK], 0);
     if (t + PREFETCH_AHEAD < upto) {
       uint64_t a = t + PREFETCH_AHEAD;
       uintptr_t ahead = atomic_load_explicit(&ring[a & RING_MASK].word,
@@ -195,9 +208,12 @@ static uint64_t apply(uint64_t upto, int wait) {
     }
     apply_one(t, w, e->meta);
     t++;
-    if (!(t & 255))
+    if (!(t & 255)) {
+      hs__traces_batch_flush();
       atomic_store_explicit(&q.tail, t, memory_order_release);
+    }
   }
+  hs__traces_batch_end();
   atomic_store_explicit(&q.tail, t, memory_order_release);
   return t - start;
 }

@@ -160,6 +160,14 @@ HS_HIDDEN uint64_t hs__traces_inserts(void);
 HS_HIDDEN void hs__traces_lock_all(void);
 HS_HIDDEN void hs__traces_unlock_all(void);
 HS_HIDDEN void hs__traces_reset_locks(void);
+/* Around a run of hs__traces_*_now calls by one thread (the deferred
+ * events' applier): takes every table lock once for all of them. In
+ * between, this thread may call nothing else that takes a table lock. */
+HS_HIDDEN void hs__traces_batch_begin(void);
+HS_HIDDEN void hs__traces_batch_end(void);
+/* Publishes the batch's totals so far: before the events applied so far
+ * are said to be applied. */
+HS_HIDDEN void hs__traces_batch_flush(void);
 HS_HIDDEN void hs__traces_clear_locked(void);
 
 /* One live trace, as the snapshot layer sees it. */
@@ -222,10 +230,12 @@ HS_HIDDEN void hs__defer_fork_child(void);
 HS_HIDDEN void hs__record_alloc(void *ptr, size_t size, uintptr_t caller_ret);
 /* The two halves of recording, for a caller that unwinds itself (malloc,
  * to keep heapsnap's frames off the stack it walks): the frames in force,
- * then the record of frames[0..n) under state s (read before unwinding). */
+ * then the record of frames[0..n) under state s (read before unwinding),
+ * with the capture's id cell for them (or NULL). */
 HS_HIDDEN int hs__nframe_now(void);
 HS_HIDDEN int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr,
-                                size_t size, const uintptr_t *frames, int n);
+                                size_t size, const uintptr_t *frames, int n,
+                                hs_stack_memo_t *cell);
 HS_HIDDEN void hs__record_free(void *ptr);
 /* realloc while events are deferred: the stack and the old block's free
  * before the real call, the new block (or the old one's return, if the

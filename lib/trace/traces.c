@@ -121,14 +121,24 @@ static inline uint64_t mix(uintptr_t p, unsigned domain) {
   return hs__ptr_hash((uint64_t)p ^ ((uint64_t)domain << 47));
 }
 
-static inline void add_current(size_t size) {
-  size_t now =
-      atomic_fetch_add_explicit(&current, size, memory_order_relaxed) + size;
-  size_t pk = atomic_load_explicit(&peak, memory_order_relaxed);
-  while (now > pk && !atomic_compare_exchange_weak_explicit(
-                         &peak, &pk, now, memory_order_relaxed,
-                         memory_order_relaxed))
-    ;
+/* A batch of the deferred events' applier: every table lock held once for
+ * the batch instead of once per event, and the totals kept here, in the
+ * events' order, until the batch ends (see hs__traces_batch_begin). */
+static __thread struct {
+  int on;
+  size_t cur, top; /* the traced size so far, and its highest */
+} batch __attribute__((tls_model("initial-exec")));
+
+static inline void tlock(hs_lock_t *l) {
+  if (!batch.on)
+    hs__lock(l);
+}
+static inline void tunlock(hs_lock_t *l) {
+  if (!batch.on)
+    hs__unlock(l);
+}
+
+static void check_trigger(size_t now) {
   if (HS_UNLIKELY(now >= atomic_load_explicit(&trigger_at,
                                               memory_order_relaxed))) {
     /* One call per arming: whoever swaps the threshold out reports. */
@@ -139,8 +149,32 @@ static inline void add_current(size_t size) {
   }
 }
 
+static void raise_peak(size_t now) {
+  size_t pk = atomic_load_explicit(&peak, memory_order_relaxed);
+  while (now > pk && !atomic_compare_exchange_weak_explicit(
+                         &peak, &pk, now, memory_order_relaxed,
+                         memory_order_relaxed))
+    ;
+}
+
+static inline void add_current(size_t size) {
+  if (batch.on) {
+    batch.cur += size;
+    if (batch.cur > batch.top)
+      batch.top = batch.cur;
+    return;
+  }
+  size_t now =
+      atomic_fetch_add_explicit(&current, size, memory_order_relaxed) + size;
+  raise_peak(now);
+  check_trigger(now);
+}
+
 static inline void sub_current(size_t size) {
-  atomic_fetch_sub_explicit(&current, size, memory_order_relaxed);
+  if (batch.on)
+    batch.cur -= size;
+  else
+    atomic_fetch_sub_explicit(&current, size, memory_order_relaxed);
 }
 
 /* ---- the heap shards ---- */
@@ -201,7 +235,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   uint64_t h = mix(ptr, 0);
   trace_shard_t *sh = shard_of(h);
   int rc = 0;
-  hs__lock(&sh->lock);
+  tlock(&sh->lock);
   if (hs__state_now() != s) {
     rc = HS_ENOTTRACING;
     goto out;
@@ -233,7 +267,7 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
   add_current(size);
 out:
-  hs__unlock(&sh->lock);
+  tunlock(&sh->lock);
   return rc;
 }
 
@@ -243,7 +277,7 @@ static int heap_take(uintptr_t ptr, int remove, size_t *size,
   if (filter_says_absent(ptr))
     return 0;
   trace_shard_t *sh = shard_of(h);
-  hs__lock(&sh->lock);
+  tlock(&sh->lock);
   int64_t j = shard_find(sh, ptr, h);
   if (j >= 0) {
     uint64_t meta = sh->slots[j].meta;
@@ -257,7 +291,7 @@ static int heap_take(uintptr_t ptr, int remove, size_t *size,
       sub_current((size_t)(meta >> HS_STACK_ID_BITS));
     }
   }
-  hs__unlock(&sh->lock);
+  tunlock(&sh->lock);
   return j >= 0;
 }
 
@@ -311,7 +345,7 @@ static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
                        uint32_t stack, unsigned s) {
   uint64_t h = mix(ptr, domain);
   int rc = 0;
-  hs__lock(&wide.lock);
+  tlock(&wide.lock);
   if (hs__state_now() != s) {
     rc = HS_ENOTTRACING;
     goto out;
@@ -341,14 +375,14 @@ static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
   wide.e[j].stack = stack;
   add_current(size);
 out:
-  hs__unlock(&wide.lock);
+  tunlock(&wide.lock);
   return rc;
 }
 
 static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
                      uint32_t *stack) {
   uint64_t h = mix(ptr, domain);
-  hs__lock(&wide.lock);
+  tlock(&wide.lock);
   int64_t j = wide_find(ptr, domain, h);
   if (j >= 0) {
     if (size)
@@ -369,7 +403,7 @@ static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
       atomic_fetch_sub_explicit(&wide.count, 1, memory_order_relaxed);
     }
   }
-  hs__unlock(&wide.lock);
+  tunlock(&wide.lock);
   return j >= 0;
 }
 
@@ -465,6 +499,30 @@ void hs__traces_unlock_all(void) {
   hs__unlock(&wide.lock);
   for (unsigned i = TRACE_SHARDS; i-- > 0;)
     hs__unlock(&shards[i].lock);
+}
+
+/* With every table lock held by this thread, nobody else changes the
+ * totals, so they can be kept in a thread-local until the end; the peak is
+ * the highest of them in the events' order, as if applied one by one. */
+void hs__traces_batch_begin(void) {
+  hs__traces_lock_all();
+  batch.cur = batch.top = atomic_load_explicit(&current, memory_order_relaxed);
+  batch.on = 1;
+}
+
+void hs__traces_batch_flush(void) {
+  atomic_store_explicit(&current, batch.cur, memory_order_relaxed);
+  raise_peak(batch.top);
+  /* A reset of the peak after this point must not see an older one. */
+  batch.top = batch.cur;
+}
+
+void hs__traces_batch_end(void) {
+  size_t top = batch.top;
+  hs__traces_batch_flush();
+  batch.on = 0;
+  hs__traces_unlock_all();
+  check_trigger(top);
 }
 
 void hs__traces_reset_locks(void) {

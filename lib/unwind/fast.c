@@ -147,7 +147,19 @@ static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
  * than it holds; one that reached the outermost frame serves any. */
 #define TAIL_MAX 48
 #define TAILS 8
+/* The frames walked before an entry's part (by frame pointer, so not
+ * remembered by it), up to HEAD_MAX of them: when they are the same as the
+ * last time, so is the whole stack, and its id cell is still good. */
+#define HEAD_MAX 4
 typedef struct {
+  int hn; /* -1: none */
+  int n;  /* frames in all, which max may have cut short */
+  uintptr_t f[HEAD_MAX];
+  hs_stack_memo_t memo;
+} head_t;
+
+typedef struct {
+  head_t head;
   uintptr_t pc, sp, bp; /* the frame it starts at (bp as bp_key gives it);
                          * pc 0 = none */
   int n;                /* frames after it */
@@ -192,10 +204,10 @@ static inline uintptr_t bp_key(uintptr_t bp, uintptr_t sp) {
 
 /* The entry that can give the frames after (pc, sp, bp), want of them,
  * with every return address still where it was read; or NULL. */
-static const tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
+static tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
                                int want) {
   for (unsigned k = 0; k < TAILS; k++) {
-    const tail_t *t = &tails[k];
+    tail_t *t = &tails[k];
     if (t->pc != pc || t->sp != sp || t->bp != bp_key(bp, sp) ||
         (!t->complete && t->n < want))
       continue;
@@ -208,8 +220,26 @@ static const tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
   return NULL;
 }
 
+/* The id cell for a stack of total frames whose first hn, out[0..hn),
+ * come before an entry's part. */
+static hs_stack_memo_t *head_memo(head_t *h, const uintptr_t *out, int hn,
+                                  int total) {
+  if (hn > HEAD_MAX)
+    return NULL;
+  int same = h->hn == hn && h->n == total;
+  for (int i = 0; same && i < hn; i++) /* a few frames: no memcmp call */
+    same = h->f[i] == out[i];
+  if (!same) {
+    h->hn = hn;
+    h->n = total;
+    memcpy(h->f, out, (size_t)hn * sizeof *out);
+    h->memo.state = 0;
+  }
+  return &h->memo;
+}
+
 int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
-                    uintptr_t frame) {
+                    uintptr_t frame, hs_stack_memo_t **memo) {
   /* heapsnap's own frames keep frame pointers (the build says so): follow
    * them to the one whose return address is the host's call. */
   uintptr_t f = frame;
@@ -228,7 +258,7 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
   /* Recording the libunwind-walked part: where it began, and each step;
    * kept aside until the walk proves complete, so that a failed recording
    * never corrupts the remembered one. */
-  int rec = -1;
+  int rec = -1, rn = 0;
   uintptr_t rpc = 0, rsp = 0, rbp = 0;
   uintptr_t rra[TAIL_MAX], rslot[TAIL_MAX];
   const uintptr_t hi = stack_hi; /* out[] may alias it: keep it local */
@@ -289,10 +319,13 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
           if (adapt.next_skip < SKIP_MIN)
             adapt.next_skip = 0;
         }
-        const tail_t *t = tail_find(pc, sp, bp, max - n);
+        tail_t *t = tail_find(pc, sp, bp, max - n);
         if (t) {
+          int hn = n;
           for (int i = 0; i < t->n && n < max; i++)
             out[n++] = t->ra[i];
+          if (memo)
+            *memo = head_memo(&t->head, out, hn, n);
           return n;
         }
         if (adapt.skip) {
@@ -310,6 +343,7 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
       }
       if (rec < 0) {
         rec = 0;
+        rn = n;
         rpc = pc;
         rsp = sp;
         rbp = bp;
@@ -343,6 +377,9 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
     t->complete = complete;
     memcpy(t->ra, rra, (size_t)rec * sizeof *rra);
     memcpy(t->slot, rslot, (size_t)rec * sizeof *rslot);
+    t->head.hn = -1;
+    if (memo)
+      *memo = head_memo(&t->head, out, rn, n);
   }
   if (rec >= 0 && ++adapt.misses >= MISSES_PER_WINDOW) {
     adapt.seen = 0;

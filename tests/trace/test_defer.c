@@ -45,7 +45,7 @@ static int rec_alloc(uintptr_t p, size_t size, uintptr_t f0, uintptr_t f1) {
   unsigned s = hs__state_now();
   int rc = HS_ENOTTRACING;
   if (hs__state_tracing(s))
-    rc = hs__record_frames(s, 0, p, size, fr, 2);
+    rc = hs__record_frames(s, 0, p, size, fr, 2, NULL);
   hs__guard--;
   return rc;
 }
@@ -628,7 +628,7 @@ START_TEST(generation_wrap_refused) {
     hs__guard++;
     unsigned s0 = hs__state_now();
     /* Interns the stack and fills the memo for (frames, s0). */
-    ck_assert_int_eq(hs__record_frames(s0, 0, fake(1), 10, fr, 2), 0);
+    ck_assert_int_eq(hs__record_frames(s0, 0, fake(1), 10, fr, 2, NULL), 0);
     hs__guard--;
     rec_free(fake(1));
     ck_assert_uint_eq(hs__traces_count(), 0);
@@ -641,7 +641,7 @@ START_TEST(generation_wrap_refused) {
       ck_assert_uint_eq((s1 >> 1) & 255, (s0 >> 1) & 255);
     /* The late record of the thread that read s0 before the clears. */
     hs__guard++;
-    int rc = hs__record_frames(s0, 0, fake(2), 100, fr, 2);
+    int rc = hs__record_frames(s0, 0, fake(2), 100, fr, 2, NULL);
     hs__guard--;
     ck_assert(rc == 0 || rc == HS_ENOTTRACING);
     ck_assert(!traced(fake(2), NULL));

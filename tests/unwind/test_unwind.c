@@ -18,14 +18,15 @@
 typedef struct {
   uintptr_t f[3][MAXF];
   int n[3]; /* libunwind, the capture, the fast path alone (0: declined) */
+  hs_stack_memo_t *cell; /* the fast path's id cell for f[2] */
 } pair_t;
 
 static __attribute__((noinline)) int capture_here(uintptr_t *out, int max,
-                                                  int direct) {
+                                                  hs_stack_memo_t **cell) {
   uintptr_t ret = (uintptr_t)__builtin_return_address(0);
-  int n = direct ? hs__unwind_fast(out, max, ret,
-                                   (uintptr_t)__builtin_frame_address(0))
-                 : hs__unwind_capture(out, max, ret);
+  int n = cell ? hs__unwind_fast(out, max, ret,
+                                 (uintptr_t)__builtin_frame_address(0), cell)
+               : hs__unwind_capture(out, max, ret);
   __asm__ volatile("" ::: "memory");
   return n;
 }
@@ -35,7 +36,7 @@ static __attribute__((noinline)) void capture_both(pair_t *p, int max) {
   /* One call site: a loop the compiler cannot unroll. */
   for (volatile int m = 0; m < 3; m++) {
     hs__unwind_set_mode(m == 0 ? HS_UNWIND_LIBUNWIND : HS_UNWIND_FAST);
-    p->n[m] = capture_here(p->f[m], max, m == 2);
+    p->n[m] = capture_here(p->f[m], max, m == 2 ? &p->cell : NULL);
   }
   hs__unwind_set_mode(HS_UNWIND_FAST);
 }
@@ -205,6 +206,54 @@ START_TEST(signal_on_alternate_stack) {
 }
 END_TEST
 
+/* An id cell the capture hands out stands for exactly the frames it came
+ * with: a cell found holding a value always comes with the frames that
+ * value was stored for, and a stack seen again finds its value. */
+START_TEST(id_cell_follows_frames) {
+  enum { KINDS = 3 };
+  static uintptr_t seen[2 * KINDS][MAXF];
+  static int seen_n[2 * KINDS];
+  int found = 0;
+  /* Earlier tests in this process may have left the capture stepping
+   * aside for unw_backtrace on new stacks: wait until one is remembered. */
+  for (int i = 0; i < 200000; i++) {
+    pair_t p;
+    memset(&p, 0, sizeof p);
+    rec_nofp(&p, 1, MAXF);
+    if (p.cell)
+      break;
+  }
+  /* 400 mixed captures, then 100 at full depth only: a stack cut short
+   * shares its entry (and cell) with the whole one, so only the second
+   * half measures how often a stack finds its value. */
+  for (int round = 0; round < 500; round++) {
+    int d = (round * 7) % KINDS;
+    int max = round < 400 && round % 5 == 4 ? 6 : MAXF;
+    pair_t p;
+    memset(&p, 0, sizeof p);
+    rec_nofp(&p, d, max);
+    if (!p.n[2] || !p.cell)
+      continue;
+    if (p.cell->state) {
+      unsigned k = p.cell->id;
+      ck_assert_uint_lt(k, 2 * KINDS);
+      ck_assert_int_eq(p.n[2], seen_n[k]);
+      ck_assert(memcmp(p.f[2], seen[k], (size_t)p.n[2] * sizeof(uintptr_t)) ==
+                0);
+      found += round >= 400;
+    } else {
+      /* A fresh cell: give it the stack's own number. */
+      unsigned k = (unsigned)(d + (max == 6 ? KINDS : 0));
+      memcpy(seen[k], p.f[2], (size_t)p.n[2] * sizeof(uintptr_t));
+      seen_n[k] = p.n[2];
+      p.cell->id = k;
+      p.cell->state = 1;
+    }
+  }
+  ck_assert_int_ge(found, 95);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("unwind");
   TCase *tc = tcase_create("fast");
@@ -213,6 +262,7 @@ int main(void) {
   tcase_add_test(tc, truncated_at_max);
   tcase_add_test(tc, same_frames_in_threads);
   tcase_add_test(tc, signal_on_alternate_stack);
+  tcase_add_test(tc, id_cell_follows_frames);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
