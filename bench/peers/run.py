@@ -16,21 +16,38 @@ PY_SCRIPT = ("x = [{'id': i, 'name': str(i)} for i in range(1000000)]\n"
              "del x\n")
 
 
-def measure(cmd, env, cwd, repeat):
-    """Best wall time of repeat runs, and the peak RSS (KiB) of the process
-    tree (wait4 reports the largest process of it)."""
-    best, rss = None, 0
-    for _ in range(repeat):
-        t0 = time.monotonic()
-        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
-        dt = time.monotonic() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            return None, None
-        best = dt if best is None else min(best, dt)
-        rss = max(rss, ru.ru_maxrss)
-    return best, rss
+def measure_once(cmd, env, cwd):
+    """Wall time of one run and its process tree's peak RSS (KiB; wait4
+    reports the largest process of it), or (None, None) if it failed."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.monotonic() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        return None, None
+    return dt, ru.ru_maxrss
+
+
+def measure_interleaved(configs, cwd):
+    """Runs every config (label, cmd, env, repeat) round by round, one run
+    of each per round, so that the machine's load drifting over the minutes
+    of a run weighs on every row alike; keeps each one's best time and
+    largest RSS."""
+    best = {c[0]: (None, 0) for c in configs}
+    failed = set()
+    for r in range(max(c[3] for c in configs)):
+        for label, cmd, env, repeat in configs:
+            if r >= repeat or label in failed:
+                continue
+            t, rss = measure_once(cmd, env, cwd)
+            if t is None:
+                failed.add(label)
+                continue
+            b, m = best[label]
+            best[label] = (t if b is None else min(b, t), max(m, rss))
+    return [(c[0],) + ((None, None) if c[0] in failed else best[c[0]])
+            for c in configs]
 
 
 def main():
@@ -71,11 +88,10 @@ def main():
     results = {}
     for name, cmd, extra in workloads:
         env0 = dict(base, **extra)
-        rows = []
+        configs = []
 
         def run(label, c, env, repeat=a.repeat):
-            t, rss = measure(c, env, tmp, repeat)
-            rows.append((label, t, rss))
+            configs.append((label, c, env, repeat))
 
         run("untraced", cmd, env0)
         for n in (1, 16, 64, 256):
@@ -102,7 +118,7 @@ def main():
             HEAPSNAP_AT_EXIT="0"), repeat=a.repeat + 2)
         if have_ht:
             run("heaptrack", ["heaptrack", "-o", tmp + "/ht"] + cmd, env0,
-                repeat=1)
+                repeat=min(a.repeat, 3))
         if have_vg:
             run("valgrind massif", ["valgrind", "--tool=massif",
                 "--massif-out-file=" + tmp + "/massif.out"] + cmd, env0,
@@ -111,10 +127,11 @@ def main():
             for n in (1, 25):
                 run("tracemalloc %d frame%s" % (n, "s" if n > 1 else ""), cmd,
                     dict(env0, PYTHONTRACEMALLOC=str(n)))
-        results[name] = rows
+        results[name] = measure_interleaved(configs, tmp)
 
-    print("peers benchmark: wall time (best of %d; 1 run for heaptrack and "
-          "massif) and peak RSS of the process tree" % a.repeat)
+    print("peers benchmark: wall time (best of %d, rows interleaved; best of "
+          "%d for heaptrack, 1 run for massif) and peak RSS "
+          "of the process tree" % (a.repeat, min(a.repeat, 3)))
     verdicts = []
     for name, rows in results.items():
         print("\n== %s" % name)
