@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,7 @@ def main():
     ap.add_argument("workload")
     ap.add_argument("--ops", type=int, default=1000000)
     ap.add_argument("--dicts", type=int, default=1000000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--frames", type=int, default=64)
     a = ap.parse_args()
     base = {k: v for k, v in os.environ.items()
@@ -87,14 +88,16 @@ def main():
                       (shrink, i0, i1, 100 * ov,
                        "PASS" if ov < 0.05 else "MISS"))
             cmd = mk(size)
-            t0 = t1 = None
+            us, ss = [], []
             for _ in range(a.repeat):
-                u, s = wall(cmd, e0), wall(cmd, e1)
-                t0 = u if t0 is None else min(t0, u)
-                t1 = s if t1 is None else min(t1, s)
-            print("  wall, interleaved best of %d: untraced %.3f s, sampled "
-                  "%.3f s: %+.1f%%" % (a.repeat, t0, t1,
-                                       100 * (t1 - t0) / t0))
+                us.append(wall(cmd, e0))
+                ss.append(wall(cmd, e1))
+            t0, t1 = min(us), min(ss)
+            m0, m1 = statistics.median(us), statistics.median(ss)
+            print("  wall, %d interleaved runs: best untraced %.3f s, sampled "
+                  "%.3f s: %+.1f%%; median %.3f s, %.3f s: %+.1f%%" %
+                  (a.repeat, t0, t1, 100 * (t1 - t0) / t0, m0, m1,
+                   100 * (m1 - m0) / m0))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
