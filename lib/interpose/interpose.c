@@ -142,16 +142,16 @@ record_alloc(void *p, size_t size, uintptr_t caller) {
   errno = saved;
 }
 
-static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
-  if (p && tracing_here() && hs__sample_hit(size))
-    record_alloc(p, size, caller);
-}
-
 /* Whether to record an allocation of size: counted when the fast path
  * has already taken size off the sampling counter. */
 static inline int wanted(size_t size, int counted) {
   return tracing_here() &&
          (counted ? hs__sample_hit_counted(size) : hs__sample_hit(size));
+}
+
+static inline void after_alloc(void *p, size_t size, uintptr_t caller) {
+  if (p && wanted(size, 0))
+    record_alloc(p, size, caller);
 }
 
 /* The allocation is decided to be recorded before it is made, so that the

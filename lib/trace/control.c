@@ -136,24 +136,6 @@ static __thread struct {
 /* The id of stack frames[0..n) under state s: 0, HS_ENOMEM or
  * HS_ENOTTRACING. hot path. */
 static int intern_hashed(unsigned s, const uintptr_t *frames, int n,
-                         uint32_t *id);
-
-/* The id of frames[0..n), from cell when it has one for state s. */
-static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id,
-                  hs_stack_memo_t *cell) {
-  if (cell && cell->state == s) {
-    *id = cell->id;
-    return 0;
-  }
-  int rc = intern_hashed(s, frames, n, id);
-  if (rc == 0 && cell) {
-    cell->id = *id;
-    cell->state = s;
-  }
-  return rc;
-}
-
-static int intern_hashed(unsigned s, const uintptr_t *frames, int n,
                          uint32_t *id) {
   int is_new = 0, rc = 0;
   uint64_t h = hs__stack_hash(frames, n);
@@ -173,6 +155,21 @@ static int intern_hashed(unsigned s, const uintptr_t *frames, int n,
       hook(frames, n);
   }
   return 0;
+}
+
+/* The id of frames[0..n), from cell when it has one for state s. */
+static int intern(unsigned s, const uintptr_t *frames, int n, uint32_t *id,
+                  hs_stack_memo_t *cell) {
+  if (cell && cell->state == s) {
+    *id = cell->id;
+    return 0;
+  }
+  int rc = intern_hashed(s, frames, n, id);
+  if (rc == 0 && cell) {
+    cell->id = *id;
+    cell->state = s;
+  }
+  return rc;
 }
 
 int hs__record_frames(unsigned s, unsigned domain, uintptr_t ptr, size_t size,

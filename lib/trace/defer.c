@@ -169,6 +169,14 @@ static void backoff(unsigned spins) {
   }
 }
 
+/* Says that the events before t are applied, in the middle of a batch:
+ * the totals first, so that a reader who sees the tail and skips draining
+ * sees them too. */
+static void say_applied(uint64_t t) {
+  hs__traces_batch_flush();
+  atomic_store_explicit(&q.tail, t, memory_order_release);
+}
+
 /* Applies events in order up to upto, or up to the first one not yet
  * published unless wait; returns how many. The drain lock is held. */
 static uint64_t apply(uint64_t upto, int wait) {
@@ -190,8 +198,7 @@ static uint64_t apply(uint64_t upto, int wait) {
         break;
       /* Its thread may be waiting for room that this drain has made: say
        * so before waiting for it. */
-      hs__traces_batch_flush();
-      atomic_store_explicit(&q.tail, t, memory_order_release);
+      say_applied(t);
       backoff(++spins);
       continue;
     }
@@ -208,10 +215,8 @@ static uint64_t apply(uint64_t upto, int wait) {
     }
     apply_one(t, w, e->meta);
     t++;
-    if (!(t & 255)) {
-      hs__traces_batch_flush();
-      atomic_store_explicit(&q.tail, t, memory_order_release);
-    }
+    if (!(t & 255))
+      say_applied(t);
   }
   hs__traces_batch_end();
   atomic_store_explicit(&q.tail, t, memory_order_release);

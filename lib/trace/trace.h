@@ -23,10 +23,9 @@ static inline int hs__state_tracing(unsigned s) { return (int)(s & 1u); }
  * tracing is off. */
 extern HS_HIDDEN atomic_size_t hs__sample_rate;
 HS_HIDDEN int hs__sample_next(size_t size);
-/* Whether an allocation of size is to be recorded: sampling takes size
- * off this thread's counter and picks it when the counter reaches zero.
- * hot path: one subtraction unless sampling picks it. */
-/* hs__sample_hit for a size already taken off the counter. */
+/* Whether an allocation of size is to be recorded, size already taken off
+ * this thread's counter (the interposer's fast path does that): sampling
+ * picks it when the counter has reached zero. */
 static inline int hs__sample_hit_counted(size_t size) {
   if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
     return 1;
@@ -34,12 +33,13 @@ static inline int hs__sample_hit_counted(size_t size) {
     return 0;
   return hs__sample_next(size);
 }
+/* The same, taking size off the counter first. hot path: one subtraction
+ * unless sampling picks it. */
 static inline int hs__sample_hit(size_t size) {
   if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed) == 0)
     return 1;
-  if ((hs__sample_left -= (int64_t)size) > 0)
-    return 0;
-  return hs__sample_next(size);
+  hs__sample_left -= (int64_t)size;
+  return hs__sample_hit_counted(size);
 }
 
 /* ---- what an interposed call may skip (control.c) ---- */

@@ -122,8 +122,13 @@ static int stack_bounds(uintptr_t sp) {
   return sp >= stack_lo && sp < stack_hi;
 }
 
+/* Whether bp can be the frame pointer of a frame at sp, on a stack that
+ * ends at hi: the caller's frame is above this one and within the stack. */
+static inline int fp_ok_below(uintptr_t bp, uintptr_t sp, uintptr_t hi) {
+  return bp >= sp && bp <= hi - 16 && !(bp & 7);
+}
 static inline int fp_ok(uintptr_t bp, uintptr_t sp) {
-  return bp >= sp && bp <= stack_hi - 16 && !(bp & 7);
+  return fp_ok_below(bp, sp, stack_hi);
 }
 
 /* ---- one libunwind step from a frame's registers ---- */
@@ -218,7 +223,7 @@ static inline uintptr_t bp_key(uintptr_t bp, uintptr_t sp) {
 /* The entry that can give the frames after (pc, sp, bp), want of them,
  * with every return address still where it was read; or NULL. */
 static tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
-                               int want) {
+                         int want) {
   for (unsigned k = 0; k < TAILS; k++) {
     tail_t *t = &tails[k];
     if (t->pc != pc || t->sp != sp || t->bp != bp_key(bp, sp) ||
@@ -278,9 +283,9 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
   while (n < max) {
     if (rec < 0) {
       /* The common frame, in as few instructions as it takes: a return
-       * address found at its home slot as a frame-pointer one, and a
-       * frame pointer inside the stack. The checks are fp_ok's, with
-       * which the caller's frame is above this one and within the stack. */
+       * address this thread has seen as a frame-pointer one (or found so
+       * at its home slot in the shared table), and a frame pointer inside
+       * the stack. */
       uintptr_t *seen = &fp_seen[fp_seen_slot(pc)];
       int fp = *seen == pc;
       if (!fp && atomic_load_explicit(&kinds[kind_home(pc)],
@@ -289,7 +294,7 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
         *seen = pc;
         fp = 1;
       }
-      if (fp && bp >= sp && bp <= hi - 16 && !(bp & 7)) {
+      if (fp && fp_ok_below(bp, sp, hi)) {
         uintptr_t nip = ((const uintptr_t *)bp)[1];
         if (!nip)
           break;

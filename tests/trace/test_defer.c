@@ -41,19 +41,30 @@ static size_t cur(void) {
  * and only while it says tracing. */
 static int rec_alloc(uintptr_t p, size_t size, uintptr_t f0, uintptr_t f1) {
   uintptr_t fr[2] = {f0, f1};
-  hs__guard++;
+  hs__guard_enter();
   unsigned s = hs__state_now();
   int rc = HS_ENOTTRACING;
   if (hs__state_tracing(s))
     rc = hs__record_frames(s, 0, p, size, fr, 2, NULL);
-  hs__guard--;
+  hs__guard_exit();
   return rc;
 }
 
 static void rec_free(uintptr_t p) {
-  hs__guard++;
+  hs__guard_enter();
   hs__record_free((void *)p);
-  hs__guard--;
+  hs__guard_exit();
+}
+
+/* The table holds the n traces at fake(0..n), sum bytes in all; frees
+ * them, and it is empty. */
+static void expect_then_free(unsigned n, size_t sum) {
+  ck_assert_uint_eq(hs__traces_count(), n);
+  ck_assert_uint_eq(cur(), sum);
+  for (unsigned i = 0; i < n; i++)
+    rec_free(fake(i));
+  ck_assert_uint_eq(hs__traces_count(), 0);
+  ck_assert_uint_eq(cur(), 0);
 }
 
 static void setup(void) {
@@ -121,12 +132,7 @@ START_TEST(deferred_mode_is_on) {
     }
   for (unsigned i = 0; i < N; i++)
     sum += 2 * 10 + i % 7 + 1;
-  ck_assert_uint_eq(hs__traces_count(), N);
-  ck_assert_uint_eq(cur(), sum);
-  for (unsigned i = 0; i < N; i++)
-    rec_free(fake(i));
-  ck_assert_uint_eq(hs__traces_count(), 0);
-  ck_assert_uint_eq(cur(), 0);
+  expect_then_free(N, sum);
 }
 END_TEST
 
@@ -510,12 +516,7 @@ static void exact_totals(unsigned n) {
     ck_assert_int_eq(rec_alloc(fake(i), i % 50 + 1, 0x7000, i % 3), 0);
     sum += i % 50 + 1;
   }
-  ck_assert_uint_eq(hs__traces_count(), n);
-  ck_assert_uint_eq(cur(), sum);
-  for (unsigned i = 0; i < n; i++)
-    rec_free(fake(i));
-  ck_assert_uint_eq(hs__traces_count(), 0);
-  ck_assert_uint_eq(cur(), 0);
+  expect_then_free(n, sum);
 }
 
 START_TEST(immediate_mode) {
