@@ -175,7 +175,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
     hs__prefetch_for_insert((uintptr_t)p);
     uintptr_t frames[HS_MAX_FRAMES];
     hs_stack_memo_t *cell;
-    int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell);
+    int n =
+        hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell, s);
     (void)hs__record_frames(s, 0, (uintptr_t)p, size, frames, n, cell);
   }
   hs__guard_exit();

@@ -199,7 +199,8 @@ static int record(unsigned domain, uintptr_t ptr, size_t size,
     hs__prefetch_for_insert(ptr);
   uintptr_t frames[HS_MAX_FRAMES];
   hs_stack_memo_t *cell;
-  int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller_ret, &cell);
+  int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller_ret, &cell,
+                                  s);
   return hs__record_frames(s, domain, ptr, size, frames, n, cell);
 }
 
@@ -221,7 +222,8 @@ void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
   if (hs__state_tracing(s)) {
     uintptr_t frames[HS_MAX_FRAMES];
     hs_stack_memo_t *cell;
-    int n = hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell);
+    int n =
+        hs__unwind_capture_memo(frames, hs__nframe_now(), caller, &cell, s);
     int rc = intern(s, frames, n, &id, cell);
     have = rc == 0;
     drop = rc == HS_ENOMEM;

@@ -18,8 +18,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(SYS_membarrier)
+#include <linux/membarrier.h> /* its commands are enum constants */
+#endif
 
 #include "trace.h"
 
@@ -59,6 +63,7 @@ static ev_t *ring;
 int hs__defer_on;
 static struct {
   _Alignas(HS_CACHELINE) _Atomic uint64_t head; /* next number to hand out */
+  _Atomic unsigned solo_busy; /* the solo thread is numbering (see solo) */
   _Alignas(HS_CACHELINE) _Atomic uint64_t tail; /* next number to apply */
   _Alignas(HS_CACHELINE) pthread_mutex_t mu;    /* held by whoever applies */
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -70,6 +75,7 @@ static __thread uint64_t tail_seen __attribute__((tls_model("initial-exec")));
  * Written before tracing starts. */
 static int want = 2;
 static int thread_started; /* protected by the caller's control lock */
+static int solo_offered;   /* protected by the caller's control lock */
 static atomic_uint_least64_t lost_in_fork;
 
 void hs__defer_configure(int on) { want = on; }
@@ -236,16 +242,90 @@ void hs__defer_drain(void) {
   hs__guard_exit();
 }
 
-/* Numbers for k events, waiting (and applying events meanwhile) until the
- * ring has room for them. hot path: one atomic add. */
-static uint64_t reserve(unsigned k) {
-  uint64_t s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
-  if (HS_LIKELY(s + k <= tail_seen + RING_SIZE))
-    return s;
+/* Numbering without a locked instruction. While one thread is the only
+ * one that has queued events (a single-threaded program, CPython without
+ * threads), that thread takes its numbers with an unlocked xadd: one
+ * instruction, so a signal handler that allocates in the middle of it
+ * cannot split it, and no lock prefix, whose draining of the store buffer
+ * cost the program thread a tenth of its traced time on CPython. The first
+ * other thread that needs a number ends solo mode for good: it clears
+ * solo, then runs an expedited membarrier, after which the solo thread
+ * either sees solo clear at its next numbering or has its solo_busy
+ * visible, and waits for solo_busy to drop before taking its own number.
+ * (The asymmetric form of a store-load fence: the cost falls once on the
+ * thread that ends solo mode, not on every event.) */
+enum { SOLO_OFF, SOLO_FREE, SOLO_TAKEN };
+static _Atomic int solo = SOLO_OFF;
+static __thread int solo_me __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t solo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int membarrier_ready(void) {
+#if defined(SYS_membarrier)
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                 0) == 0;
+#else
+  return 0;
+#endif
+}
+
+static int membarrier_all(void) {
+#if defined(SYS_membarrier)
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return 0;
+#endif
+}
+
+/* Solo numbering is x86-64 only (elsewhere an unlocked read-modify-write
+ * is not one instruction), and not under ThreadSanitizer, which cannot see
+ * the asm and should check the locked protocol. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define SOLO_POSSIBLE 1
+static inline uint64_t xadd_unlocked(_Atomic uint64_t *p, uint64_t k) {
+  __asm__ volatile("xaddq %0, %1" : "+r"(k), "+m"(*(uint64_t *)p)::"memory");
+  return k;
+}
+#else
+#define SOLO_POSSIBLE 0
+static inline uint64_t xadd_unlocked(_Atomic uint64_t *p, uint64_t k) {
+  return atomic_fetch_add_explicit(p, k, memory_order_relaxed);
+}
+#endif
+
+/* Not the solo thread: claims solo mode when it is free, ends it when
+ * another thread holds it. Returns 1 if this thread may number alone. */
+static __attribute__((noinline)) int solo_slow(void) {
+  int m = atomic_load_explicit(&solo, memory_order_acquire);
+  if (m == SOLO_OFF)
+    return 0;
+  pthread_mutex_lock(&solo_mu);
+  m = atomic_load_explicit(&solo, memory_order_relaxed);
+  if (m == SOLO_FREE) {
+    atomic_store_explicit(&solo, SOLO_TAKEN, memory_order_relaxed);
+    solo_me = 1;
+  } else if (m == SOLO_TAKEN) {
+    atomic_store_explicit(&solo, SOLO_OFF, memory_order_seq_cst);
+    /* Registered when solo mode was offered, so this cannot fail but
+     * for a kernel that changed its mind; then the solo thread's next
+     * numbering may still be unlocked, and a wait of a scheduling
+     * quantum covers the few instructions of it. */
+    if (!membarrier_all())
+      usleep(20000);
+    for (unsigned spins = 0;
+         atomic_load_explicit(&q.solo_busy, memory_order_acquire); spins++)
+      backoff(spins);
+  }
+  pthread_mutex_unlock(&solo_mu);
+  return solo_me;
+}
+
+/* Waits until the ring has room for events s..s+k, applying events
+ * meanwhile. */
+static __attribute__((noinline)) void wait_for_room(uint64_t s, unsigned k) {
   for (unsigned spins = 0;; spins++) {
     tail_seen = atomic_load_explicit(&q.tail, memory_order_acquire);
     if (s + k <= tail_seen + RING_SIZE)
-      return s;
+      return;
     /* Full: apply what is there rather than wait for the background
      * thread. Only numbers below s are applied, and each of those belongs
      * to a thread that writes its event without waiting, or that is here
@@ -261,6 +341,37 @@ static uint64_t reserve(unsigned k) {
       backoff(spins);
     }
   }
+}
+
+/* Numbers for k events, once the ring has room for them. hot path: one
+ * xadd, unlocked when solo. */
+static inline uint64_t reserve(unsigned k) {
+  uint64_t s;
+  if (HS_LIKELY(solo_me) || (SOLO_POSSIBLE && solo_slow())) {
+    /* A plain increment: only this thread writes solo_busy, and a signal
+     * handler's increment and decrement cancel. */
+    atomic_store_explicit(&q.solo_busy,
+                          atomic_load_explicit(&q.solo_busy,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (HS_LIKELY(atomic_load_explicit(&solo, memory_order_relaxed) ==
+                  SOLO_TAKEN)) {
+      s = xadd_unlocked(&q.head, k);
+    } else {
+      solo_me = 0;
+      s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
+    }
+    atomic_store_explicit(&q.solo_busy,
+                          atomic_load_explicit(&q.solo_busy,
+                                               memory_order_relaxed) - 1,
+                          memory_order_release);
+  } else {
+    s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
+  }
+  if (HS_UNLIKELY(s + k > tail_seen + RING_SIZE))
+    wait_for_room(s, k);
+  return s;
 }
 
 static inline void publish(uint64_t s, uintptr_t word, uint64_t meta) {
@@ -358,6 +469,11 @@ void hs__defer_start(int sampling) {
       return; /* immediate mode: slower, nothing lost */
     __atomic_store_n(&ring, r, __ATOMIC_RELEASE);
   }
+  if (SOLO_POSSIBLE && atomic_load(&solo) == SOLO_OFF && !solo_offered) {
+    solo_offered = 1;
+    if (membarrier_ready())
+      atomic_store(&solo, SOLO_FREE);
+  }
   if (!thread_started && want == 2 && cpus_available() >= 2) {
     sigset_t all, old;
     sigfillset(&all);
@@ -380,6 +496,10 @@ size_t hs__defer_ring_bytes(void) {
   return ring ? RING_SIZE * sizeof *ring : 0;
 }
 
+int hs__defer_solo_state(void) { return atomic_load(&solo); }
+
+int hs__defer_solo_mine(void) { return solo_me; }
+
 uint64_t hs__defer_lost_in_fork(void) { return atomic_load(&lost_in_fork); }
 
 void hs__defer_fork_prepare(void) { pthread_mutex_lock(&q.mu); }
@@ -388,8 +508,15 @@ void hs__defer_fork_parent(void) { pthread_mutex_unlock(&q.mu); }
 
 void hs__defer_fork_child(void) {
   pthread_mutex_init(&q.mu, NULL);
+  pthread_mutex_init(&solo_mu, NULL);
   thread_started = 0; /* threads do not survive fork */
   tail_seen = 0;
+  /* The one thread left numbers alone, whichever thread did before; the
+   * child is a new process, which registers for membarrier anew. */
+  atomic_store(&q.solo_busy, 0);
+  solo_me = 0;
+  if (atomic_load(&solo) != SOLO_OFF || solo_offered)
+    atomic_store(&solo, membarrier_ready() ? SOLO_FREE : SOLO_OFF);
   if (!ring)
     return;
   /* Events numbered by threads that are gone will never be written:

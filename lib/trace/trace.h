@@ -155,6 +155,9 @@ HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
 HS_HIDDEN void hs__traces_set_trigger(size_t at, void (*fn)(size_t now));
 HS_HIDDEN void hs__traces_reset_peak(void);
 HS_HIDDEN uint64_t hs__traces_count(void);
+/* Heap shards whose slots are placed by hash because address placement
+ * made long probe runs in them (traces.c); for tests. */
+HS_HIDDEN unsigned hs__traces_hashed_shards(void);
 /* Traces recorded (allocation calls seen) since the last start or clear. */
 HS_HIDDEN uint64_t hs__traces_inserts(void);
 HS_HIDDEN void hs__traces_lock_all(void);
@@ -221,6 +224,10 @@ HS_HIDDEN size_t hs__defer_ring_bytes(void);
 /* Events lost because the thread that numbered them did not survive a
  * fork. */
 HS_HIDDEN uint64_t hs__defer_lost_in_fork(void);
+/* Solo numbering (defer.c): 0 off, 1 offered to the next thread that
+ * queues an event, 2 taken; and whether the calling thread holds it. */
+HS_HIDDEN int hs__defer_solo_state(void);
+HS_HIDDEN int hs__defer_solo_mine(void);
 HS_HIDDEN void hs__defer_fork_prepare(void);
 HS_HIDDEN void hs__defer_fork_parent(void);
 HS_HIDDEN void hs__defer_fork_child(void);

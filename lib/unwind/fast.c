@@ -257,7 +257,7 @@ static hs_stack_memo_t *head_memo(head_t *h, const uintptr_t *out, int hn,
 }
 
 int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
-                    uintptr_t frame, hs_stack_memo_t **memo) {
+                    uintptr_t frame, hs_stack_memo_t **memo, unsigned s) {
   /* heapsnap's own frames keep frame pointers (the build says so): follow
    * them to the one whose return address is the host's call. */
   uintptr_t f = frame;
@@ -344,11 +344,16 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
         }
         tail_t *t = tail_find(pc, sp, bp, max - n);
         if (t) {
-          int hn = n;
+          int hn = n, total = n + (t->n < max - n ? t->n : max - n);
+          if (memo) {
+            *memo = head_memo(&t->head, out, hn, total);
+            /* The caller takes the id from the cell and never reads the
+             * frames: a CPython stack is some 30 of them. */
+            if (s && *memo && (*memo)->state == s)
+              return total;
+          }
           for (int i = 0; i < t->n && n < max; i++)
             out[n++] = t->ra[i];
-          if (memo)
-            *memo = head_memo(&t->head, out, hn, n);
           return n;
         }
         if (adapt.skip) {

@@ -24,20 +24,25 @@ HS_HIDDEN void hs__unwind_set_mode(int mode);
 /* The fast capture (fast.c), from frame, the frame address of the function
  * that inlined hs__unwind_capture: 0 when it cannot start there (then
  * unw_backtrace does the work). With memo, *memo is set to the id cell
- * that goes with exactly these frames, or NULL. */
+ * that goes with exactly these frames, or NULL; and when that cell already
+ * holds an id for tracing state s (non-zero), the frames after the first
+ * few are not written, since the caller will not read them. */
 HS_HIDDEN int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
-                              uintptr_t frame, hs_stack_memo_t **memo);
+                              uintptr_t frame, hs_stack_memo_t **memo,
+                              unsigned s);
 
 /* Stores up to max frames in out, most recent first, starting at the frame
  * whose return address is caller_ret (the interposed function's
  * __builtin_return_address(0)). Returns the number stored (>= 1), and
  * in *memo the id cell that goes with exactly these frames, or NULL.
+ * Given a tracing state s, a returned cell that holds the id for s may
+ * come with frames left unwritten: the caller must take the id from it.
  * Inline, so that the function that calls it is the only heapsnap frame
  * the unwinder walks through.
  * hot path: no allocation, no lock of heapsnap's. */
 static inline __attribute__((always_inline)) int
 hs__unwind_capture_memo(uintptr_t *out, int max, uintptr_t caller_ret,
-                        hs_stack_memo_t **memo) {
+                        hs_stack_memo_t **memo, unsigned s) {
   *memo = NULL;
   if (max <= 1 || caller_ret == 0) {
     out[0] = caller_ret;
@@ -46,7 +51,7 @@ hs__unwind_capture_memo(uintptr_t *out, int max, uintptr_t caller_ret,
   if (HS_LIKELY(__atomic_load_n(&hs__unwind_mode, __ATOMIC_RELAXED) ==
                 HS_UNWIND_FAST)) {
     int got = hs__unwind_fast(out, max, caller_ret,
-                              (uintptr_t)__builtin_frame_address(0), memo);
+                              (uintptr_t)__builtin_frame_address(0), memo, s);
     if (got > 0)
       return got;
   }
@@ -76,7 +81,7 @@ hs__unwind_capture_memo(uintptr_t *out, int max, uintptr_t caller_ret,
 static inline __attribute__((always_inline)) int
 hs__unwind_capture(uintptr_t *out, int max, uintptr_t caller_ret) {
   hs_stack_memo_t *memo;
-  return hs__unwind_capture_memo(out, max, caller_ret, &memo);
+  return hs__unwind_capture_memo(out, max, caller_ret, &memo, 0);
 }
 
 /* Unwinds once so that libunwind's lazy set-up (and its first, slow

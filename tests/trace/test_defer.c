@@ -15,8 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(SYS_membarrier)
+#include <linux/membarrier.h>
+#endif
 
 #include "heapsnap.h"
 #include "trace/trace.h"
@@ -550,12 +554,21 @@ START_TEST(immediate_mode) {
 END_TEST
 
 /* ---- 6. fork: the child sees every event queued before it ---- */
+/* What the interposer registers at load; hs_core alone does not. Once per
+ * process: with CK_FORK=no a second registration would run the prepare
+ * handler twice, and it takes locks. */
+static void register_fork_handlers(void) {
+  static int done;
+  if (!done)
+    ck_assert_int_eq(
+        pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child), 0);
+  done = 1;
+}
+
 START_TEST(fork_child_consistent) {
   enum { N = 50000 };
   ck_assert_int_eq(hs__defer_on, 1);
-  /* What the interposer registers at load; hs_core alone does not. */
-  ck_assert_int_eq(
-      pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child), 0);
+  register_fork_handlers();
   size_t sum = 0;
   for (unsigned i = 0; i < N; i++) {
     ck_assert_int_eq(rec_alloc(fake(i), i % 300 + 1, 0x8000, i % 5), 0);
@@ -924,6 +937,312 @@ START_TEST(ring_without_applier) {
 }
 END_TEST
 
+/* ---- 9. solo numbering: one thread numbers without a locked add ---- */
+/* Why defer.c cannot offer solo numbering here, or NULL: it is compiled
+ * for x86-64 outside ThreadSanitizer, and needs the kernel's private
+ * expedited membarrier to end it. */
+static const char *solo_unavailable(void) {
+#if defined(HS_TSAN)
+  return "a ThreadSanitizer build, where defer.c leaves it out";
+#elif !defined(__x86_64__)
+  return "not x86-64";
+#elif !defined(SYS_membarrier)
+  return "no membarrier system call in these headers";
+#else
+  long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+    return "the kernel offers no private expedited membarrier";
+  return NULL;
+#endif
+}
+
+#ifdef HS_TSAN
+enum { SOLO_OPS = 20000 };
+#else
+enum { SOLO_OPS = 100000 };
+#endif
+enum { SOLO_WIN = 64, SOLO_HAND = 64, HAND_MAX = 150000, SOLO_FORKS = 3 };
+
+/* One of the two racing threads: id 0 is the test's thread, which held
+ * solo numbering, id 1 the thread whose first event ends it. */
+typedef struct {
+  unsigned id;
+  unsigned ops; /* at least; thread 0 goes on until thread 1 is done */
+  uintptr_t live[SOLO_WIN];
+  size_t live_size[SOLO_WIN];
+  unsigned hands; /* blocks allocated here for the other thread to free */
+  int errors;
+  int state_after_first; /* thread 1: the solo state after its first event */
+  int mine_at_end;
+} solo_t;
+
+/* Blocks in transit, allocated by one thread and freed by the other:
+ * mailbox[to][slot], 0 = empty. The allocation is numbered before the
+ * block is put here, the free after it is taken, as a program's would. */
+static _Atomic uintptr_t mailbox[2][SOLO_HAND];
+static atomic_int main_looping, second_done;
+
+static uintptr_t solo_addr(unsigned id, unsigned k, unsigned gen) {
+  return fake(400000 + id * 4096 + k * 2 + gen);
+}
+static uintptr_t hand_addr(unsigned id, unsigned j) {
+  return fake(500000 + id * 200000 + j);
+}
+static size_t hand_size(uintptr_t h) {
+  return ((h - fake(0)) / 16) % 300 + 1;
+}
+
+static void *solo_loop(void *arg) {
+  solo_t *w = arg;
+  unsigned seed = w->id * 7919u + 17;
+  /* Thread 1 starts queueing only once thread 0 is queueing, so that solo
+   * mode ends in the middle of thread 0's stream. */
+  while (w->id == 1 && !atomic_load(&main_looping))
+    sched_yield();
+  for (unsigned i = 0;; i++) {
+    if (i >= w->ops && (w->id == 1 || atomic_load(&second_done)))
+      break;
+    seed = seed * 1103515245u + 12345u;
+    unsigned k = (seed >> 8) % SOLO_WIN;
+    if (w->live[k])
+      rec_free(w->live[k]);
+    /* Addresses reused, two generations per slot: a free must reach the
+     * table between the allocations around it. */
+    uintptr_t x = solo_addr(w->id, k, i & 1);
+    size_t size = (seed >> 4) % 1000 + 1;
+    if (rec_alloc(x, size, 0xc000 + w->id, i & 3) != 0)
+      w->errors++;
+    w->live[k] = x;
+    w->live_size[k] = size;
+    if (i == 0 && w->id == 1)
+      w->state_after_first = hs__defer_solo_state();
+    if (i == 0 && w->id == 0)
+      atomic_store(&main_looping, 1);
+    if (!(i & 7) && w->hands < HAND_MAX) {
+      unsigned j = w->hands++;
+      uintptr_t h = hand_addr(w->id, j), empty = 0;
+      if (rec_alloc(h, hand_size(h), 0xc100 + w->id, 0) != 0)
+        w->errors++;
+      if (!atomic_compare_exchange_strong(&mailbox[!w->id][j % SOLO_HAND],
+                                          &empty, h))
+        rec_free(h); /* the other thread is behind: freed here */
+    }
+    uintptr_t in = atomic_exchange(&mailbox[w->id][i % SOLO_HAND], 0);
+    if (in)
+      rec_free(in);
+  }
+  w->mine_at_end = hs__defer_solo_mine();
+  if (w->id == 1)
+    atomic_store(&second_done, 1);
+  return NULL;
+}
+
+static int in_transit(uintptr_t h) {
+  for (unsigned to = 0; to < 2; to++)
+    for (unsigned k = 0; k < SOLO_HAND; k++)
+      if (atomic_load(&mailbox[to][k]) == h)
+        return 1;
+  return 0;
+}
+
+/* Runs the race between this thread and a second one, then checks that
+ * the table holds exactly what they left live, and frees it. No Check
+ * assertions: a fork child runs it too. 0, or what went wrong in why. */
+static int solo_race(solo_t w[2], char *why, size_t len) {
+  memset(w, 0, 2 * sizeof *w);
+  for (unsigned k = 0; k < SOLO_HAND; k++) {
+    atomic_store(&mailbox[0][k], 0);
+    atomic_store(&mailbox[1][k], 0);
+  }
+  atomic_store(&main_looping, 0);
+  atomic_store(&second_done, 0);
+  for (unsigned id = 0; id < 2; id++) {
+    w[id].id = id;
+    w[id].ops = SOLO_OPS;
+  }
+  pthread_t t;
+  if (pthread_create(&t, NULL, solo_loop, &w[1]) != 0) {
+    snprintf(why, len, "pthread_create failed");
+    return 1;
+  }
+  solo_loop(&w[0]);
+  pthread_join(t, NULL);
+
+  uint64_t n = 0;
+  size_t bytes = 0;
+  for (unsigned id = 0; id < 2; id++) {
+    if (w[id].errors) {
+      snprintf(why, len, "thread %u: %d records refused", id, w[id].errors);
+      return 1;
+    }
+    for (unsigned k = 0; k < SOLO_WIN; k++) {
+      size_t size = 0;
+      if (!w[id].live[k])
+        continue;
+      if (!hs__traces_lookup(0, w[id].live[k], &size, NULL) ||
+          size != w[id].live_size[k]) {
+        snprintf(why, len, "thread %u's live %#lx: size %zu, want %zu", id,
+                 (unsigned long)w[id].live[k], size, w[id].live_size[k]);
+        return 1;
+      }
+      n++;
+      bytes += size;
+    }
+    /* Every block handed over: live while in a mailbox, freed otherwise. */
+    for (unsigned j = 0; j < w[id].hands; j++) {
+      uintptr_t h = hand_addr(id, j);
+      size_t size = 0;
+      int live = in_transit(h);
+      int got = hs__traces_lookup(0, h, &size, NULL);
+      if (got != live || (got && size != hand_size(h))) {
+        snprintf(why, len,
+                 "block %u handed by thread %u: traced %d (size %zu), "
+                 "want %d (size %zu)",
+                 j, id, got, size, live, hand_size(h));
+        return 1;
+      }
+      n += (uint64_t)live;
+      bytes += live ? size : 0;
+    }
+  }
+  hs_stats_t st;
+  hs_get_stats(&st);
+  if (hs__traces_count() != n || cur() != bytes || st.dropped_traces != 0) {
+    snprintf(why, len,
+             "table: %llu traces of %zu bytes, %llu dropped; want %llu of %zu",
+             (unsigned long long)hs__traces_count(), cur(),
+             (unsigned long long)st.dropped_traces, (unsigned long long)n,
+             bytes);
+    return 1;
+  }
+  for (unsigned id = 0; id < 2; id++) {
+    for (unsigned k = 0; k < SOLO_WIN; k++)
+      if (w[id].live[k])
+        rec_free(w[id].live[k]);
+    for (unsigned k = 0; k < SOLO_HAND; k++) {
+      uintptr_t h = atomic_exchange(&mailbox[id][k], 0);
+      if (h)
+        rec_free(h);
+    }
+  }
+  if (hs__traces_count() != 0 || cur() != 0) {
+    snprintf(why, len, "after freeing all: %llu traces of %zu bytes",
+             (unsigned long long)hs__traces_count(), cur());
+    return 1;
+  }
+  return 0;
+}
+
+/* A fork child: solo numbering offered again (its one thread may number
+ * alone, whoever did in the parent), taken by its first event, ended by
+ * the race. Returns the child's exit status. */
+static int solo_child(int c, const char *off) {
+  solo_t w[2];
+  char why[256];
+  int bad = 0, st = hs__defer_solo_state();
+  if (st != (off ? 0 : 1)) {
+    fprintf(stderr, "child %d: solo state %d before any event, want %d\n", c,
+            st, off ? 0 : 1);
+    bad = 1;
+  }
+  if (rec_alloc(fake(2), 20, 0xc300, 0) != 0)
+    bad = 1;
+  if (!off && (hs__defer_solo_state() != 2 || !hs__defer_solo_mine())) {
+    fprintf(stderr, "child %d: after its first event solo state %d, mine %d; "
+                    "want 2, 1\n",
+            c, hs__defer_solo_state(), hs__defer_solo_mine());
+    bad = 1;
+  }
+  rec_free(fake(2));
+  if (solo_race(w, why, sizeof why) != 0) {
+    fprintf(stderr, "child %d: %s\n", c, why);
+    bad = 1;
+  }
+  if (hs__defer_solo_state() != 0 || w[1].state_after_first != 0 ||
+      w[0].mine_at_end || w[1].mine_at_end) {
+    fprintf(stderr, "child %d: after the race solo state %d (%d after the "
+                    "second thread's first event), mine %d %d; want 0\n",
+            c, hs__defer_solo_state(), w[1].state_after_first,
+            w[0].mine_at_end, w[1].mine_at_end);
+    bad = 1;
+  }
+  return bad;
+}
+
+START_TEST(solo_then_shared) {
+  ck_assert_int_eq(hs__defer_on, 1);
+  const char *off = solo_unavailable();
+  int start = hs__defer_solo_state(), mine = hs__defer_solo_mine();
+  if (off) {
+    fprintf(stderr, "solo_then_shared: NOTE: solo numbering not checked: "
+                    "%s\n",
+            off);
+    ck_assert_int_eq(start, 0); /* never offered */
+  } else if (ck_forks()) {
+    /* Offered by this process's first start; nothing queued since. */
+    ck_assert_int_eq(start, 1);
+    ck_assert(!mine);
+  }
+  /* Whether this thread numbers alone from its first event on. With
+   * CK_FORK=no an earlier test's threads may have ended solo mode. */
+  int solo = !off && (start == 1 || (start == 2 && mine));
+  if (!off && !solo)
+    fprintf(stderr, "solo_then_shared: NOTE: solo numbering already ended "
+                    "in this process (state %d; CK_FORK=no?): checking "
+                    "exactness only\n",
+            start);
+  ck_assert_int_eq(rec_alloc(fake(1), 10, 0xc200, 0), 0);
+  if (solo) {
+    ck_assert_int_eq(hs__defer_solo_state(), 2);
+    ck_assert(hs__defer_solo_mine());
+  }
+  rec_free(fake(1));
+  /* More events than the ring holds, all this thread's: it stays solo,
+   * and exact. */
+  exact_totals(40000);
+  if (solo) {
+    ck_assert_int_eq(hs__defer_solo_state(), 2);
+    ck_assert(hs__defer_solo_mine());
+  }
+
+  solo_t w[2];
+  char why[256];
+  int rc = solo_race(w, why, sizeof why);
+  ck_assert_msg(rc == 0, "%s", why);
+  /* Ended by the second thread's first event, and for good: both threads
+   * number with the locked add now. */
+  ck_assert_int_eq(hs__defer_solo_state(), 0);
+  if (solo)
+    ck_assert_int_eq(w[1].state_after_first, 0);
+  ck_assert(!w[0].mine_at_end);
+  ck_assert(!w[1].mine_at_end);
+  ck_assert(!hs__defer_solo_mine());
+  exact_totals(1000);
+  ck_assert_int_eq(hs__defer_solo_state(), 0);
+
+#ifndef HS_TSAN
+  /* TSan does not let a child of a multi-threaded process start threads;
+   * solo numbering, which the children are for, is not in its build. */
+  register_fork_handlers();
+  for (int c = 0; c < SOLO_FORKS; c++) {
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0)
+      _exit(solo_child(c, off));
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    /* The child's solo mode was its own. */
+    ck_assert_int_eq(hs__defer_solo_state(), 0);
+  }
+#endif
+  ck_assert_uint_eq(hs__traces_count(), 0);
+  ck_assert_uint_eq(dropped(), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("defer");
   TCase *tc = tcase_create("ring");
@@ -947,6 +1266,7 @@ int main(void) {
   tcase_add_checked_fixture(tt, setup, teardown);
   tcase_add_test(tt, cross_thread_order);
   tcase_add_test(tt, clear_and_restart_races);
+  tcase_add_test(tt, solo_then_shared);
   suite_add_tcase(s, tt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

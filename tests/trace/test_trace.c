@@ -3,7 +3,10 @@
  * start/stop/clear racing. Runs under ASan, UBSan and TSan. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "heapsnap.h"
 #include "trace/trace.h"
@@ -126,6 +129,495 @@ START_TEST(drop_when_out_of_memory) {
   ck_assert_uint_eq(st.dropped_traces, 1);
   ck_assert_uint_eq(st.dropped_bytes, 123);
   ck_assert_uint_eq(cur(), 0);
+}
+END_TEST
+
+/* ---- placement: heap traces by address, hashed where that fails ---- */
+/* traces.c's layout, which the layouts below aim at: one shard per 64 MiB
+ * region of the address space, picked by hs__ptr_hash of the region's
+ * number, 64 shards. Used to build layouts and to check their
+ * preconditions; the assertions are about what the table does. */
+#define REGION_SHIFT 26
+#define SHARDS 64u
+
+static unsigned shard_of(uintptr_t p) {
+  return (unsigned)(hs__ptr_hash((uint64_t)p >> REGION_SHIFT) >> 58);
+}
+static uintptr_t region(uint64_t r) { return (uintptr_t)(r << REGION_SHIFT); }
+
+/* The first region numbered from on that lives in shard sh. */
+static uint64_t region_in_shard(uint64_t from, unsigned sh) {
+  while (shard_of(region(from)) != sh)
+    from++;
+  return from;
+}
+
+/* xorshift64: the same sequence with every C library, unlike rand(). */
+static uint64_t rng;
+static uint64_t rnd(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+enum { IDS = 8 };
+static uint32_t ids[IDS];
+/* Stack ids die with every clear: intern them again after one. */
+static void intern_ids(void) {
+  for (unsigned k = 0; k < IDS; k++) {
+    uintptr_t f[2] = {0x70000 + k, 0x71};
+    ck_assert_int_eq(hs__stack_intern(f, 2, hs__state_now(), &ids[k], NULL),
+                     0);
+  }
+}
+
+/* A set of fake blocks and what the table should say of each. */
+typedef struct {
+  unsigned n;
+  uintptr_t *p;
+  size_t *size;
+  uint32_t *stack;
+  unsigned char *live;
+} layout_t;
+
+static layout_t layout_new(unsigned n) {
+  layout_t l = {n, calloc(n, sizeof(uintptr_t)), calloc(n, sizeof(size_t)),
+                calloc(n, sizeof(uint32_t)), calloc(n, 1)};
+  ck_assert(l.p && l.size && l.stack && l.live);
+  return l;
+}
+
+static void layout_free(layout_t *l) {
+  free(l->p);
+  free(l->size);
+  free(l->stack);
+  free(l->live);
+}
+
+/* Inserts block i, or replaces its trace, with a size and stack that
+ * depend on salt, so that a stale or swapped slot shows. */
+static void put(layout_t *l, unsigned i, unsigned salt) {
+  size_t size = (i * 2654435761u + salt * 40503u) % 4000 + 1;
+  uint32_t id = ids[(i + salt) % IDS];
+  int rc = hs__traces_insert(0, l->p[i], size, id, hs__state_now());
+  if (rc != 0)
+    ck_abort_msg("insert %u at %#lx: %d", i, (unsigned long)l->p[i], rc);
+  l->size[i] = size;
+  l->stack[i] = id;
+  l->live[i] = 1;
+}
+
+/* Frees block i, which the table must give back with its size and stack
+ * if it is live. */
+static void take(layout_t *l, unsigned i) {
+  size_t size = 0;
+  uint32_t id = 0;
+  int got = hs__traces_remove(0, l->p[i], &size, &id);
+  if (got != l->live[i] ||
+      (got && (size != l->size[i] || id != l->stack[i])))
+    ck_abort_msg("remove %u at %#lx: got %d size %zu stack %u, want %d size "
+                 "%zu stack %u",
+                 i, (unsigned long)l->p[i], got, size, id, l->live[i],
+                 l->size[i], l->stack[i]);
+  l->live[i] = 0;
+}
+
+/* The table holds l's live traces and nothing else: each looked up, and
+ * the count and traced bytes. */
+static void expect_exact(const layout_t *l) {
+  size_t sum = 0;
+  uint64_t n = 0;
+  for (unsigned i = 0; i < l->n; i++) {
+    size_t size = 0;
+    uint32_t id = 0;
+    int got = hs__traces_lookup(0, l->p[i], &size, &id);
+    if (got != l->live[i] ||
+        (got && (size != l->size[i] || id != l->stack[i])))
+      ck_abort_msg("lookup %u at %#lx: got %d size %zu stack %u, want %d "
+                   "size %zu stack %u",
+                   i, (unsigned long)l->p[i], got, size, id, l->live[i],
+                   l->size[i], l->stack[i]);
+    sum += got ? size : 0;
+    n += (uint64_t)got;
+  }
+  ck_assert_uint_eq(hs__traces_count(), n);
+  ck_assert_uint_eq(cur(), sum);
+}
+
+/* Frees, in random order, the blocks i with i % every == rem. */
+static void take_shuffled(layout_t *l, unsigned every, unsigned rem) {
+  unsigned k = 0, *order = malloc(l->n * sizeof *order);
+  ck_assert_ptr_nonnull(order);
+  for (unsigned i = rem; i < l->n; i += every)
+    order[k++] = i;
+  for (unsigned j = k; j > 1; j--) {
+    unsigned r = (unsigned)(rnd() % j), t = order[j - 1];
+    order[j - 1] = order[r];
+    order[r] = t;
+  }
+  for (unsigned j = 0; j < k; j++)
+    take(l, order[j]);
+  free(order);
+}
+
+static void placement_setup(void) {
+  setup();
+  rng = 0x9E3779B97F4A7C15ull;
+  intern_ids();
+}
+
+/* Blocks packed 16 or 48 bytes apart in one region give each trace a slot
+ * of its own: no probe runs, so the shard keeps address placement, and
+ * every operation on it is exact. */
+START_TEST(dense_layouts_stay_address_placed) {
+  enum { N = 200000 };
+  static const unsigned gaps[] = {16, 48};
+  layout_t l = layout_new(N);
+  for (unsigned g = 0; g < 2; g++) {
+    for (unsigned i = 0; i < N; i++)
+      l.p[i] = region(5) + 0x1000 + (uintptr_t)i * gaps[g];
+    for (unsigned i = 0; i < N; i++)
+      put(&l, i, g);
+    expect_exact(&l);
+    ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+    /* Replaced in place: the old size leaves the totals. */
+    for (unsigned i = 0; i < N; i += 3)
+      put(&l, i, g + 7);
+    expect_exact(&l);
+    /* Half freed in random order (address order has a test of its own),
+     * shifting entries back all over the run; the others stay. */
+    take_shuffled(&l, 2, 0);
+    expect_exact(&l);
+    ck_assert_uint_eq(hs__traces_count(), N / 2);
+    /* Freed ones again: absent, and the table unchanged. */
+    for (unsigned i = 0; i < N; i += 2)
+      take(&l, i);
+    expect_exact(&l);
+    take_shuffled(&l, 2, 1);
+    expect_exact(&l);
+    ck_assert_uint_eq(hs__traces_count(), 0);
+    ck_assert_uint_eq(cur(), 0);
+    ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+  }
+  layout_free(&l);
+}
+END_TEST
+
+/* Fills l's blocks in order, checks, frees every other one, re-inserts
+ * some of those and replaces some of the others, checks, frees the rest:
+ * exact at every step whatever the placement. */
+static void exercise(layout_t *l) {
+  for (unsigned i = 0; i < l->n; i++)
+    put(l, i, 0);
+  expect_exact(l);
+  for (unsigned i = 0; i < l->n; i += 2)
+    take(l, i);
+  expect_exact(l);
+  for (unsigned i = 0; i < l->n; i += 3)
+    put(l, i, 1);
+  expect_exact(l);
+  take_shuffled(l, 1, 0);
+  expect_exact(l);
+  ck_assert_uint_eq(hs__traces_count(), 0);
+}
+
+/* Layouts whose addresses land on few slots under address placement make
+ * long probe runs; their shards must go over to hashed slots and stay
+ * exact through it (the switch rebuilds a table holding live traces). */
+START_TEST(pathological_layouts_go_hashed) {
+  /* (a) One offset in every 4 KiB page (what large and page-aligned
+   * blocks look like), over three whole regions: 16384 traces per shard
+   * on one slot in 256. Every shard involved must switch. */
+  enum { PAGES = 3u << (REGION_SHIFT - 12) };
+  layout_t l = layout_new(PAGES);
+  int used[SHARDS] = {0};
+  unsigned want = 0;
+  for (unsigned i = 0; i < PAGES; i++) {
+    l.p[i] = region(0x40) + (uintptr_t)i * 4096 + 16;
+    want += !used[shard_of(l.p[i])]++;
+  }
+  for (unsigned i = 0; i < PAGES; i++)
+    put(&l, i, 0);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), want);
+  expect_exact(&l);
+  for (unsigned i = 0; i < PAGES; i += 2)
+    take(&l, i);
+  expect_exact(&l);
+  take_shuffled(&l, 1, 0);
+  expect_exact(&l);
+  /* Hashed until the next clear, even empty. */
+  ck_assert_uint_eq(hs__traces_hashed_shards(), want);
+  hs_clear_traces();
+  intern_ids();
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+  layout_free(&l);
+
+  /* (b) Multiples of 64 KiB over 64 regions: a region's 1024 traces all on
+   * one slot of its shard while the shard has at most 4096 slots. Probe
+   * runs are judged over 1024 inserts between two growths, so a shard
+   * with 3 regions (3072 traces: 1536 inserts at 4096 slots) is bound to
+   * switch; fewer may legitimately not. */
+  enum { REGIONS = 64, PER = 1u << (REGION_SHIFT - 16) };
+  l = layout_new(REGIONS * PER);
+  int per_shard[SHARDS] = {0};
+  unsigned bound = 0;
+  for (unsigned r = 0; r < REGIONS; r++)
+    bound += ++per_shard[shard_of(region(0x1000 + r))] == 3;
+  ck_assert_msg(bound > 0, "no shard holds 3 of the regions: move the base");
+  for (unsigned i = 0; i < l.n; i++)
+    l.p[i] = region(0x1000) + (uintptr_t)i * 65536;
+  exercise(&l);
+  ck_assert_uint_ge(hs__traces_hashed_shards(), bound);
+  hs_clear_traces();
+  intern_ids();
+  layout_free(&l);
+
+  /* (c) Two regions in one shard laid out alike (two threads' arenas):
+   * the second region's traces have the first one's home slots, and
+   * probe past the whole run. Only that shard switches. */
+  enum { ALIKE = 8192 };
+  uint64_t r0 = region_in_shard(0x2000, 0);
+  uint64_t r1 = region_in_shard(r0 + 1, 0);
+  l = layout_new(2 * ALIKE);
+  for (unsigned i = 0; i < ALIKE; i++) {
+    l.p[i] = region(r0) + 0x400 + (uintptr_t)i * 16;
+    l.p[ALIKE + i] = region(r1) + 0x400 + (uintptr_t)i * 16;
+  }
+  exercise(&l);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 1);
+  layout_free(&l);
+}
+END_TEST
+
+/* A clear (hs_clear_traces, or the stop before a start) ends hashed
+ * placement, and the detection works again afterwards. */
+START_TEST(clear_resets_placement) {
+  enum { N = 1u << (REGION_SHIFT - 12) }; /* one region's pages */
+  layout_t pages = layout_new(N), dense = layout_new(N);
+  for (unsigned i = 0; i < N; i++) {
+    pages.p[i] = region(0x50) + (uintptr_t)i * 4096 + 16;
+    dense.p[i] = region(0x50) + 0x100 + (uintptr_t)i * 16;
+  }
+  for (int round = 0; round < 2; round++) {
+    for (unsigned i = 0; i < N; i++)
+      put(&pages, i, (unsigned)round);
+    ck_assert_uint_eq(hs__traces_hashed_shards(), 1);
+    expect_exact(&pages);
+    if (round == 0) {
+      hs_clear_traces();
+    } else {
+      hs_stop();
+      ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+      ck_assert_int_eq(hs_start(8), 0);
+    }
+    intern_ids();
+    ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+    memset(pages.live, 0, N);
+    expect_exact(&pages);
+    /* The same shard with a layout address placement serves. */
+    for (unsigned i = 0; i < N; i++)
+      put(&dense, i, 2);
+    expect_exact(&dense);
+    ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+    take_shuffled(&dense, 1, 0);
+    expect_exact(&dense);
+  }
+  layout_free(&pages);
+  layout_free(&dense);
+}
+END_TEST
+
+/* A program frees a run of neighbours in the order it made them (an
+ * array's elements, a parser's nodes). Under address placement such a run
+ * is one cluster of slots; a free must not walk the rest of the cluster,
+ * or freeing the run costs its length squared. Measured against the
+ * inserts in this thread's CPU time, so that a slow or sanitized build
+ * scales both sides: with hashed slots a free costs about an insert. */
+static double thread_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+START_TEST(frees_in_address_order_stay_cheap) {
+  enum { N = 200000, M = 2000 };
+  layout_t l = layout_new(N);
+  for (unsigned i = 0; i < N; i++)
+    l.p[i] = region(6) + 0x100 + (uintptr_t)i * 16;
+  double t0 = thread_seconds();
+  for (unsigned i = 0; i < N; i++)
+    put(&l, i, 0);
+  double t1 = thread_seconds();
+  for (unsigned i = 0; i < M; i++)
+    take(&l, i);
+  double t2 = thread_seconds();
+  double per_insert = (t1 - t0) / N, per_free = (t2 - t1) / M;
+  /* The rest from the top down, which is cheap either way. */
+  for (unsigned i = N; i-- > M;)
+    take(&l, i);
+  expect_exact(&l);
+  ck_assert_msg(per_free < 20 * per_insert + 1e-6,
+                "a free in address order costs %.0f ns, an insert %.0f ns",
+                per_free * 1e9, per_insert * 1e9);
+  layout_free(&l);
+}
+END_TEST
+
+/* Random operations over a pool that mixes the layouts above with random
+ * addresses, checked against a model of the table: a shard may switch
+ * placement in the middle, with traces of every kind in it. */
+enum { MODEL_OPS = 400000, CHECK_EVERY = 25000 };
+
+typedef struct {
+  const layout_t *l;
+  uint64_t n;
+  int bad;
+} walk_t;
+
+static int find_ptr(const layout_t *l, uintptr_t p) {
+  unsigned lo = 0, hi = l->n;
+  while (lo < hi) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (l->p[mid] < p)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < l->n && l->p[lo] == p ? (int)lo : -1;
+}
+
+static void walk_one(const hs_trace_rec_t *r, void *arg) {
+  walk_t *w = arg;
+  int i = find_ptr(w->l, r->ptr);
+  w->n++;
+  if (r->domain != 0 || i < 0 || !w->l->live[i] ||
+      r->size != w->l->size[i] || r->stack != w->l->stack[i]) {
+    if (!w->bad++)
+      fprintf(stderr, "foreach: %#lx size %zu stack %u not in the model\n",
+              (unsigned long)r->ptr, (size_t)r->size, (unsigned)r->stack);
+  }
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A size for the model: mostly small, some large, a few of 1 TiB and more
+ * (those live in the wide table: a pointer moves between the two). */
+static size_t model_size(void) {
+  unsigned r = (unsigned)(rnd() % 1000);
+  if (r < 5)
+    return ((size_t)1 << 40) + (size_t)(rnd() % 4096);
+  if (r < 10)
+    return 0;
+  if (r < 60)
+    return (size_t)(rnd() % ((uint64_t)1 << 39));
+  return (size_t)(rnd() % 4096) + 1;
+}
+
+START_TEST(placement_model_random) {
+  unsigned n = 0, cap = 80000;
+  uintptr_t *pool = malloc(cap * sizeof *pool);
+  ck_assert_ptr_nonnull(pool);
+  /* Neighbours 16 and 48 bytes apart. */
+  for (unsigned i = 0; i < 16384; i++)
+    pool[n++] = region(0x10) + 0x40 + (uintptr_t)i * 16;
+  for (unsigned i = 0; i < 8192; i++)
+    pool[n++] = region(0x11) + 0x40 + (uintptr_t)i * 48;
+  /* One offset per page, and multiples of 64 KiB over 4 regions. */
+  for (unsigned i = 0; i < 12000; i++)
+    pool[n++] = region(0x20) + (uintptr_t)i * 4096 + 0x30;
+  for (unsigned i = 0; i < 4096; i++)
+    pool[n++] = region(0x30) + (uintptr_t)i * 65536;
+  /* Two neighbouring regions laid out alike, and two of one shard. */
+  uint64_t a0 = region_in_shard(0x3000, 7), a1 = region_in_shard(a0 + 1, 7);
+  for (unsigned i = 0; i < 6000; i++) {
+    pool[n++] = region(0x60) + 0x200 + (uintptr_t)i * 32;
+    pool[n++] = region(0x61) + 0x200 + (uintptr_t)i * 32;
+    pool[n++] = region(a0) + 0x200 + (uintptr_t)i * 16;
+    pool[n++] = region(a1) + 0x200 + (uintptr_t)i * 16;
+  }
+  /* Random 16-aligned addresses anywhere in 64 TiB. */
+  while (n < cap) {
+    uintptr_t p = (uintptr_t)(rnd() >> 18) << 4;
+    if (p)
+      pool[n++] = p;
+  }
+  qsort(pool, n, sizeof *pool, cmp_ptr);
+  unsigned m = 0;
+  for (unsigned i = 0; i < n; i++)
+    if (!m || pool[i] != pool[m - 1])
+      pool[m++] = pool[i];
+  layout_t l = layout_new(m);
+  memcpy(l.p, pool, m * sizeof *pool);
+  free(pool);
+
+  unsigned s = hs__state_now(), cursor = 0;
+  uint64_t live = 0;
+  size_t bytes = 0;
+  for (unsigned op = 1; op <= MODEL_OPS; op++) {
+    /* Half the operations walk the (sorted) pool, as a program works
+     * through neighbouring blocks; the others go anywhere. */
+    unsigned i;
+    if (rnd() & 1) {
+      if (rnd() % 100 == 0)
+        cursor = (unsigned)(rnd() % m);
+      i = cursor++ % m;
+    } else {
+      i = (unsigned)(rnd() % m);
+    }
+    unsigned r = (unsigned)(rnd() % 100);
+    if (r < 45) { /* a new block, or a new trace for a live one */
+      size_t size = model_size();
+      uint32_t id = ids[rnd() % IDS];
+      int rc = hs__traces_insert(0, l.p[i], size, id, s);
+      if (rc != 0)
+        ck_abort_msg("op %u: insert at %#lx: %d", op, (unsigned long)l.p[i],
+                     rc);
+      if (l.live[i])
+        bytes -= l.size[i];
+      else
+        live++;
+      bytes += size;
+      l.live[i] = 1;
+      l.size[i] = size;
+      l.stack[i] = id;
+    } else {
+      size_t size = 0;
+      uint32_t id = 0;
+      int rm = r < 75;
+      int got = rm ? hs__traces_remove(0, l.p[i], &size, &id)
+                   : hs__traces_lookup(0, l.p[i], &size, &id);
+      if (got != l.live[i] ||
+          (got && (size != l.size[i] || id != l.stack[i])))
+        ck_abort_msg("op %u: %s at %#lx: got %d size %zu stack %u, want %d "
+                     "size %zu stack %u",
+                     op, rm ? "remove" : "lookup", (unsigned long)l.p[i], got,
+                     size, id, l.live[i], l.size[i], l.stack[i]);
+      if (rm && got) {
+        l.live[i] = 0;
+        live--;
+        bytes -= size;
+      }
+    }
+    if (op % CHECK_EVERY == 0) {
+      if (hs__traces_count() != live || cur() != bytes)
+        ck_abort_msg("after op %u: %llu traces of %zu bytes, want %llu of %zu",
+                     op, (unsigned long long)hs__traces_count(), cur(),
+                     (unsigned long long)live, bytes);
+    }
+  }
+  expect_exact(&l);
+  walk_t w = {&l, 0, 0};
+  hs__traces_foreach(walk_one, &w);
+  ck_assert_int_eq(w.bad, 0);
+  ck_assert_uint_eq(w.n, live);
+  /* The page and 64 KiB blocks, and the alike regions of one shard, made
+   * some shard switch on the way. */
+  ck_assert_uint_ge(hs__traces_hashed_shards(), 1);
+  layout_free(&l);
 }
 END_TEST
 
@@ -333,6 +825,15 @@ int main(void) {
   tcase_add_test(tc, drop_when_out_of_memory);
   tcase_add_test(tc, unwind_skips_own_frames);
   suite_add_tcase(s, tc);
+  TCase *tp = tcase_create("placement");
+  tcase_set_timeout(tp, 60);
+  tcase_add_checked_fixture(tp, placement_setup, teardown);
+  tcase_add_test(tp, dense_layouts_stay_address_placed);
+  tcase_add_test(tp, pathological_layouts_go_hashed);
+  tcase_add_test(tp, clear_resets_placement);
+  tcase_add_test(tp, frees_in_address_order_stay_cheap);
+  tcase_add_test(tp, placement_model_random);
+  suite_add_tcase(s, tp);
   TCase *tt = tcase_create("threads");
   tcase_set_timeout(tt, 120);
   tcase_add_checked_fixture(tt, thread_setup, teardown);
