@@ -1133,6 +1133,7 @@ static int solo_race(solo_t w[2], char *why, size_t len) {
   return 0;
 }
 
+#ifndef HS_TSAN
 /* A fork child: solo numbering offered again (its one thread may number
  * alone, whoever did in the parent), taken by its first event, ended by
  * the race. Returns the child's exit status. */
@@ -1168,6 +1169,7 @@ static int solo_child(int c, const char *off) {
   }
   return bad;
 }
+#endif
 
 START_TEST(solo_then_shared) {
   ck_assert_int_eq(hs__defer_on, 1);
