@@ -30,7 +30,8 @@ typedef struct trace_shard {
   slot_t *slots;  /* protected by lock */
   uint64_t inserts; /* traces recorded since the last clear; by lock */
   int hashed;       /* slots placed by hash, not address; by lock */
-  uint32_t probes, window; /* probe runs of the last inserts; by lock */
+  uint64_t probes;  /* probe runs of the window's inserts; by lock */
+  uint32_t window;  /* inserts in the window; by lock */
   uint32_t maxrun;  /* no trace sits further than this from home; by lock */
 } __attribute__((aligned(HS_CACHELINE))) trace_shard_t;
 
@@ -277,14 +278,21 @@ static void shard_delete(trace_shard_t *sh, uint32_t j) {
 }
 
 /* Counts an insert's probe run; a shard whose runs have grown long hashes
- * its slots from now on. Lock held. A rebuild that cannot get memory
- * leaves the table as it was, slower but whole. */
+ * its slots from now on. Checked at each insert, not only at a window's
+ * end: one run the length of a whole window's budget (a block whose home
+ * wraps onto the start of a dense run) raises maxrun so far that every
+ * later search and delete would scan as far, and a program that only
+ * frees from then on would never end the window. Lock held. A rebuild
+ * that cannot get memory leaves the table as it was, slower but whole. */
 static void shard_count_probes(trace_shard_t *sh, uint32_t run) {
+  if (run > sh->maxrun)
+    sh->maxrun = run;
   sh->probes += run;
-  if (++sh->window < PROBE_WINDOW)
-    return;
-  if (!sh->hashed && sh->probes > (uint64_t)PROBE_WINDOW * PROBE_LIMIT)
+  if (!sh->hashed && sh->probes > (uint64_t)PROBE_WINDOW * PROBE_LIMIT) {
     (void)shard_rebuild(sh, sh->mask + 1, 1);
+  } else if (++sh->window < PROBE_WINDOW) {
+    return;
+  }
   sh->probes = 0;
   sh->window = 0;
 }
@@ -324,8 +332,6 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   /* Readers outside the lock (hs_get_stats) load count atomically. */
   __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
   add_current(size);
-  if (((k - home) & sh->mask) > sh->maxrun)
-    sh->maxrun = (k - home) & sh->mask;
   shard_count_probes(sh, (k - home) & sh->mask);
 out:
   tunlock(&sh->lock);
