@@ -248,38 +248,44 @@ void hs__defer_drain(void) {
  * instruction, so a signal handler that allocates in the middle of it
  * cannot split it, and no lock prefix, whose draining of the store buffer
  * cost the program thread a tenth of its traced time on CPython. The first
- * other thread that needs a number ends solo mode for good: it clears
- * solo, then runs an expedited membarrier, after which the solo thread
- * either sees solo clear at its next numbering or has its solo_busy
- * visible, and waits for solo_busy to drop before taking its own number.
+ * other thread that needs a number ends solo mode for good: it marks it
+ * ending, then runs an expedited membarrier, after which the solo thread
+ * either sees the mark at its next numbering or has its solo_busy
+ * visible, waits for solo_busy to drop, and only then marks it off and
+ * takes its own number.
  * (The asymmetric form of a store-load fence: the cost falls once on the
  * thread that ends solo mode, not on every event.) */
-enum { SOLO_OFF, SOLO_FREE, SOLO_TAKEN };
+enum { SOLO_OFF, SOLO_FREE, SOLO_TAKEN, SOLO_ENDING };
 static _Atomic int solo = SOLO_OFF;
 static __thread int solo_me __attribute__((tls_model("initial-exec")));
 static pthread_mutex_t solo_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int membarrier_ready(void) {
+/* 1 when the kernel did it. */
+static int membarrier_do(int cmd) {
 #if defined(SYS_membarrier)
-  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
-                 0) == 0;
+  return syscall(SYS_membarrier, cmd, 0, 0) == 0;
 #else
+  (void)cmd;
   return 0;
 #endif
 }
-
-static int membarrier_all(void) {
-#if defined(SYS_membarrier)
-  return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
-#else
-  return 0;
+#if !defined(SYS_membarrier)
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED 0
+#define MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED 0
 #endif
-}
 
 /* Solo numbering is x86-64 only (elsewhere an unlocked read-modify-write
  * is not one instruction), and not under ThreadSanitizer, which cannot see
- * the asm and should check the locked protocol. */
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+ * the asm and should check the locked protocol (gcc says so with
+ * __SANITIZE_THREAD__, clang with __has_feature). */
+#if defined(__SANITIZE_THREAD__)
+#define SOLO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SOLO_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(SOLO_TSAN)
 #define SOLO_POSSIBLE 1
 static inline uint64_t xadd_unlocked(_Atomic uint64_t *p, uint64_t k) {
   __asm__ volatile("xaddq %0, %1" : "+r"(k), "+m"(*(uint64_t *)p)::"memory");
@@ -293,7 +299,11 @@ static inline uint64_t xadd_unlocked(_Atomic uint64_t *p, uint64_t k) {
 #endif
 
 /* Not the solo thread: claims solo mode when it is free, ends it when
- * another thread holds it. Returns 1 if this thread may number alone. */
+ * another thread holds it. Returns 1 if this thread may number alone.
+ * Until the solo thread is known to be done with unlocked numbering the
+ * state reads ENDING, not OFF: a third thread that sees it takes the lock
+ * and so waits for the hand-over, where with OFF it would take a locked
+ * number at once, possibly the same as the solo thread's last one. */
 static __attribute__((noinline)) int solo_slow(void) {
   int m = atomic_load_explicit(&solo, memory_order_acquire);
   if (m == SOLO_OFF)
@@ -304,16 +314,17 @@ static __attribute__((noinline)) int solo_slow(void) {
     atomic_store_explicit(&solo, SOLO_TAKEN, memory_order_relaxed);
     solo_me = 1;
   } else if (m == SOLO_TAKEN) {
-    atomic_store_explicit(&solo, SOLO_OFF, memory_order_seq_cst);
+    atomic_store_explicit(&solo, SOLO_ENDING, memory_order_seq_cst);
     /* Registered when solo mode was offered, so this cannot fail but
      * for a kernel that changed its mind; then the solo thread's next
      * numbering may still be unlocked, and a wait of a scheduling
      * quantum covers the few instructions of it. */
-    if (!membarrier_all())
+    if (!membarrier_do(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
       usleep(20000);
     for (unsigned spins = 0;
          atomic_load_explicit(&q.solo_busy, memory_order_acquire); spins++)
       backoff(spins);
+    atomic_store_explicit(&solo, SOLO_OFF, memory_order_release);
   }
   pthread_mutex_unlock(&solo_mu);
   return solo_me;
@@ -343,32 +354,31 @@ static __attribute__((noinline)) void wait_for_room(uint64_t s, unsigned k) {
   }
 }
 
+/* Only the solo thread writes solo_busy, so a plain increment will do, and
+ * a signal handler's increment and decrement cancel. */
+static inline void solo_busy_add(int d, memory_order mo) {
+  atomic_store_explicit(
+      &q.solo_busy,
+      atomic_load_explicit(&q.solo_busy, memory_order_relaxed) + (unsigned)d,
+      mo);
+}
+
 /* Numbers for k events, once the ring has room for them. hot path: one
  * xadd, unlocked when solo. */
 static inline uint64_t reserve(unsigned k) {
-  uint64_t s;
+  uint64_t s = 0;
+  int alone = 0;
   if (HS_LIKELY(solo_me) || (SOLO_POSSIBLE && solo_slow())) {
-    /* A plain increment: only this thread writes solo_busy, and a signal
-     * handler's increment and decrement cancel. */
-    atomic_store_explicit(&q.solo_busy,
-                          atomic_load_explicit(&q.solo_busy,
-                                               memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    solo_busy_add(1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
-    if (HS_LIKELY(atomic_load_explicit(&solo, memory_order_relaxed) ==
-                  SOLO_TAKEN)) {
+    alone = atomic_load_explicit(&solo, memory_order_relaxed) == SOLO_TAKEN;
+    if (HS_LIKELY(alone))
       s = xadd_unlocked(&q.head, k);
-    } else {
-      solo_me = 0;
-      s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
-    }
-    atomic_store_explicit(&q.solo_busy,
-                          atomic_load_explicit(&q.solo_busy,
-                                               memory_order_relaxed) - 1,
-                          memory_order_release);
-  } else {
-    s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
+    solo_busy_add(-1, memory_order_release);
+    solo_me = alone;
   }
+  if (!alone)
+    s = atomic_fetch_add_explicit(&q.head, k, memory_order_relaxed);
   if (HS_UNLIKELY(s + k > tail_seen + RING_SIZE))
     wait_for_room(s, k);
   return s;
@@ -469,9 +479,9 @@ void hs__defer_start(int sampling) {
       return; /* immediate mode: slower, nothing lost */
     __atomic_store_n(&ring, r, __ATOMIC_RELEASE);
   }
-  if (SOLO_POSSIBLE && atomic_load(&solo) == SOLO_OFF && !solo_offered) {
+  if (SOLO_POSSIBLE && !solo_offered) {
     solo_offered = 1;
-    if (membarrier_ready())
+    if (membarrier_do(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
       atomic_store(&solo, SOLO_FREE);
   }
   if (!thread_started && want == 2 && cpus_available() >= 2) {
@@ -515,8 +525,11 @@ void hs__defer_fork_child(void) {
    * child is a new process, which registers for membarrier anew. */
   atomic_store(&q.solo_busy, 0);
   solo_me = 0;
-  if (atomic_load(&solo) != SOLO_OFF || solo_offered)
-    atomic_store(&solo, membarrier_ready() ? SOLO_FREE : SOLO_OFF);
+  if (solo_offered)
+    atomic_store(&solo,
+                 membarrier_do(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
+                     ? SOLO_FREE
+                     : SOLO_OFF);
   if (!ring)
     return;
   /* Events numbered by threads that are gone will never be written:

@@ -225,7 +225,8 @@ HS_HIDDEN size_t hs__defer_ring_bytes(void);
  * fork. */
 HS_HIDDEN uint64_t hs__defer_lost_in_fork(void);
 /* Solo numbering (defer.c): 0 off, 1 offered to the next thread that
- * queues an event, 2 taken; and whether the calling thread holds it. */
+ * queues an event, 2 taken, 3 being ended by another thread; and whether
+ * the calling thread holds it. */
 HS_HIDDEN int hs__defer_solo_state(void);
 HS_HIDDEN int hs__defer_solo_mine(void);
 HS_HIDDEN void hs__defer_fork_prepare(void);
