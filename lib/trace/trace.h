@@ -158,6 +158,10 @@ HS_HIDDEN uint64_t hs__traces_count(void);
 /* Heap shards whose slots are placed by hash because address placement
  * made long probe runs in them (traces.c); for tests. */
 HS_HIDDEN unsigned hs__traces_hashed_shards(void);
+/* Each 1 << HS_TRACE_REGION_SHIFT bytes of address space (a malloc arena)
+ * go to one heap shard; which one, for tests. */
+#define HS_TRACE_REGION_SHIFT 26
+HS_HIDDEN unsigned hs__traces_shard_index(uintptr_t ptr);
 /* Traces recorded (allocation calls seen) since the last start or clear. */
 HS_HIDDEN uint64_t hs__traces_inserts(void);
 HS_HIDDEN void hs__traces_lock_all(void);

@@ -194,16 +194,21 @@ static inline void sub_current(size_t size) {
  * defeats the identity placement (blocks at one offset in every page,
  * which large or page-aligned blocks have) makes long probe runs; the
  * shard then goes over to hashed slots until the next clear. */
-#define REGION_SHIFT 26
 /* Probes per insert, averaged over a window of inserts, past which a
  * shard hashes its slots. */
 #define PROBE_WINDOW 1024
 #define PROBE_LIMIT 16
 
-static inline trace_shard_t *shard_of(uintptr_t ptr) {
-  return &shards[hs__ptr_hash((uint64_t)ptr >> REGION_SHIFT) >>
-                 (64 - TRACE_SHARD_BITS)];
+static inline unsigned shard_index(uintptr_t ptr) {
+  return (unsigned)(hs__ptr_hash((uint64_t)ptr >> HS_TRACE_REGION_SHIFT) >>
+                    (64 - TRACE_SHARD_BITS));
 }
+
+static inline trace_shard_t *shard_of(uintptr_t ptr) {
+  return &shards[shard_index(ptr)];
+}
+
+unsigned hs__traces_shard_index(uintptr_t ptr) { return shard_index(ptr); }
 
 static inline uint32_t home_of(uintptr_t ptr, int hashed, uint32_t mask) {
   return (uint32_t)(hashed ? mix(ptr, 0) : (uint64_t)ptr >> 4) & mask;

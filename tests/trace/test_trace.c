@@ -133,16 +133,12 @@ START_TEST(drop_when_out_of_memory) {
 END_TEST
 
 /* ---- placement: heap traces by address, hashed where that fails ---- */
-/* traces.c's layout, which the layouts below aim at: one shard per 64 MiB
- * region of the address space, picked by hs__ptr_hash of the region's
- * number, 64 shards. Used to build layouts and to check their
- * preconditions; the assertions are about what the table does. */
-#define REGION_SHIFT 26
+/* Layouts are built from traces.c's regions (one shard each, of 64);
+ * which shard a region goes to comes from the table itself. */
+#define REGION_SHIFT HS_TRACE_REGION_SHIFT
 #define SHARDS 64u
 
-static unsigned shard_of(uintptr_t p) {
-  return (unsigned)(hs__ptr_hash((uint64_t)p >> REGION_SHIFT) >> 58);
-}
+static unsigned shard_of(uintptr_t p) { return hs__traces_shard_index(p); }
 static uintptr_t region(uint64_t r) { return (uintptr_t)(r << REGION_SHIFT); }
 
 /* The first region numbered from on that lives in shard sh. */
