@@ -204,18 +204,26 @@ static void put(layout_t *l, unsigned i, unsigned salt) {
   l->live[i] = 1;
 }
 
+/* What the table said of block i (op: "remove" or "lookup") is what the
+ * model holds: present exactly when live, and then with its size and
+ * stack. */
+static void expect_block(const layout_t *l, unsigned i, const char *op,
+                         int got, size_t size, uint32_t id) {
+  if (got != l->live[i] ||
+      (got && (size != l->size[i] || id != l->stack[i])))
+    ck_abort_msg("%s %u at %#lx: got %d size %zu stack %u, want %d size "
+                 "%zu stack %u",
+                 op, i, (unsigned long)l->p[i], got, size, id, l->live[i],
+                 l->size[i], l->stack[i]);
+}
+
 /* Frees block i, which the table must give back with its size and stack
  * if it is live. */
 static void take(layout_t *l, unsigned i) {
   size_t size = 0;
   uint32_t id = 0;
   int got = hs__traces_remove(0, l->p[i], &size, &id);
-  if (got != l->live[i] ||
-      (got && (size != l->size[i] || id != l->stack[i])))
-    ck_abort_msg("remove %u at %#lx: got %d size %zu stack %u, want %d size "
-                 "%zu stack %u",
-                 i, (unsigned long)l->p[i], got, size, id, l->live[i],
-                 l->size[i], l->stack[i]);
+  expect_block(l, i, "remove", got, size, id);
   l->live[i] = 0;
 }
 
@@ -228,12 +236,7 @@ static void expect_exact(const layout_t *l) {
     size_t size = 0;
     uint32_t id = 0;
     int got = hs__traces_lookup(0, l->p[i], &size, &id);
-    if (got != l->live[i] ||
-        (got && (size != l->size[i] || id != l->stack[i])))
-      ck_abort_msg("lookup %u at %#lx: got %d size %zu stack %u, want %d "
-                   "size %zu stack %u",
-                   i, (unsigned long)l->p[i], got, size, id, l->live[i],
-                   l->size[i], l->stack[i]);
+    expect_block(l, i, "lookup", got, size, id);
     sum += got ? size : 0;
     n += (uint64_t)got;
   }
@@ -597,12 +600,9 @@ START_TEST(placement_model_random) {
       int rm = r < 75;
       int got = rm ? hs__traces_remove(0, l.p[i], &size, &id)
                    : hs__traces_lookup(0, l.p[i], &size, &id);
-      if (got != l.live[i] ||
-          (got && (size != l.size[i] || id != l.stack[i])))
-        ck_abort_msg("op %u: %s at %#lx: got %d size %zu stack %u, want %d "
-                     "size %zu stack %u",
-                     op, rm ? "remove" : "lookup", (unsigned long)l.p[i], got,
-                     size, id, l.live[i], l.size[i], l.stack[i]);
+      char what[32];
+      snprintf(what, sizeof what, "op %u: %s", op, rm ? "remove" : "lookup");
+      expect_block(&l, i, what, got, size, id);
       if (rm && got) {
         l.live[i] = 0;
         live--;
