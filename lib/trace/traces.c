@@ -193,7 +193,8 @@ static inline void sub_current(size_t size) {
  * two arenas laid out alike do not pile onto the same slots. A layout that
  * defeats the identity placement (blocks at one offset in every page,
  * which large or page-aligned blocks have) makes long probe runs; the
- * shard then goes over to hashed slots until the next clear. */
+ * shard then goes over to hashed slots until its next growth, which tries
+ * address placement again. */
 /* Probes per insert, averaged over a window of inserts, past which a
  * shard hashes its slots. */
 #define PROBE_WINDOW 1024
@@ -214,13 +215,15 @@ static inline uint32_t home_of(uintptr_t ptr, int hashed, uint32_t mask) {
   return (uint32_t)(hashed ? mix(ptr, 0) : (uint64_t)ptr >> 4) & mask;
 }
 
-/* Moves every trace into a fresh array of ncap slots, placed as hashed
- * says; lock held. */
-static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
-  slot_t *ns = hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *ns);
-  if (!ns)
-    return HS_ENOMEM;
-  uint32_t maxrun = 0;
+/* Places every trace of sh into ns, ncap fresh slots, as hashed says; the
+ * furthest any lands from home in *maxrun. With a budget, gives up (-1)
+ * once the probe runs add up to more: for linear probing that total does
+ * not depend on the order of the inserts, so it is what the shard's
+ * searches will pay. Lock held. */
+static int shard_place(const trace_shard_t *sh, slot_t *ns, uint32_t ncap,
+                       int hashed, uint64_t budget, uint32_t *maxrun) {
+  uint64_t probes = 0;
+  *maxrun = 0;
   for (uint32_t i = 0; sh->slots && i <= sh->mask; i++) {
     if (!sh->slots[i].ptr)
       continue;
@@ -228,9 +231,35 @@ static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
     while (ns[j].ptr)
       j = (j + 1) & (ncap - 1);
     ns[j] = sh->slots[i];
-    if (((j - home) & (ncap - 1)) > maxrun)
-      maxrun = (j - home) & (ncap - 1);
+    uint32_t run = (j - home) & (ncap - 1);
+    if (run > *maxrun)
+      *maxrun = run;
+    probes += run;
+    if (budget && probes > budget)
+      return -1;
   }
+  return 0;
+}
+
+/* Moves every trace into a fresh array of ncap slots, by address unless
+ * hashed; lock held. Address placement is tried against its budget first
+ * (the table's probes per trace at most a quarter of what makes a live
+ * shard give it up, so that a layout which only just passes does not
+ * switch again a window later), and a layout that fails it is hashed. */
+static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
+  slot_t *ns = hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *ns);
+  if (!ns)
+    return HS_ENOMEM;
+  uint32_t maxrun;
+  if (!hashed &&
+      shard_place(sh, ns, ncap, 0,
+                  (uint64_t)sh->count * PROBE_LIMIT / 4 + PROBE_WINDOW,
+                  &maxrun) != 0) {
+    memset(ns, 0, (size_t)ncap * sizeof *ns);
+    hashed = 1;
+  }
+  if (hashed)
+    (void)shard_place(sh, ns, ncap, 1, 0, &maxrun);
   sh->maxrun = maxrun;
   if (sh->slots)
     hs__mem_free_big(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
@@ -243,8 +272,11 @@ static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
   return 0;
 }
 
+/* Doubles the table. A hashed shard tries address placement again: the
+ * layout that made it give up (a burst of page-aligned blocks, say) may
+ * be gone, and if it is not, the trial costs no more than its budget. */
 static int shard_grow(trace_shard_t *sh) {
-  return shard_rebuild(sh, sh->slots ? (sh->mask + 1) * 2 : 256, sh->hashed);
+  return shard_rebuild(sh, sh->slots ? (sh->mask + 1) * 2 : 256, 0);
 }
 
 /* Index of ptr's slot, or -1; lock held. Address placement can make
@@ -294,7 +326,15 @@ static void shard_count_probes(trace_shard_t *sh, uint32_t run) {
     sh->maxrun = run;
   sh->probes += run;
   if (!sh->hashed && sh->probes > (uint64_t)PROBE_WINDOW * PROBE_LIMIT) {
-    (void)shard_rebuild(sh, sh->mask + 1, 1);
+    /* At half full or more, the runs may be the load's and not the
+     * layout's (a heap that wraps around a small table lays its blocks
+     * over each other): the growth that is due soon anyway comes now, and
+     * its trial decides. CPython's heap made a shard give up just short
+     * of its growth, and it then stayed hashed at millions of traces. */
+    if ((uint64_t)sh->count * 2 >= (uint64_t)sh->mask + 1)
+      (void)shard_grow(sh);
+    else
+      (void)shard_rebuild(sh, sh->mask + 1, 1);
   } else if (++sh->window < PROBE_WINDOW) {
     return;
   }

@@ -345,7 +345,7 @@ START_TEST(pathological_layouts_go_hashed) {
   expect_exact(&l);
   take_shuffled(&l, 1, 0);
   expect_exact(&l);
-  /* Hashed until the next clear, even empty. */
+  /* Hashed until the next growth or clear, even empty. */
   ck_assert_uint_eq(hs__traces_hashed_shards(), want);
   hs_clear_traces();
   intern_ids();
@@ -424,6 +424,66 @@ START_TEST(clear_resets_placement) {
   }
   layout_free(&pages);
   layout_free(&dense);
+}
+END_TEST
+
+/* A shard that went over to hashed slots tries address placement again
+ * when it next grows: it keeps hashing while the layout that made it give
+ * up is still live, and goes back once that layout is gone. */
+START_TEST(growth_retries_address_placement) {
+  enum { PAGES = 1u << (REGION_SHIFT - 12), DENSE = 4 * PAGES };
+  uint64_t r0 = region_in_shard(0x60, 7);
+  uint64_t r1 = region_in_shard(r0 + 1, 7);
+  uint64_t r2 = region_in_shard(r1 + 1, 7);
+  layout_t pages = layout_new(2 * PAGES), dense = layout_new(DENSE);
+  for (unsigned i = 0; i < PAGES; i++) {
+    pages.p[i] = region(r0) + (uintptr_t)i * 4096 + 32;
+    pages.p[PAGES + i] = region(r1) + (uintptr_t)i * 4096 + 32;
+  }
+  for (unsigned i = 0; i < DENSE; i++)
+    dense.p[i] = region(r2) + 0x200 + (uintptr_t)i * 16;
+  for (unsigned i = 0; i < PAGES; i++)
+    put(&pages, i, 0);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 1);
+  /* Twice as many page-offset traces: the table grows, and its trial of
+   * address placement fails while they are all there. */
+  for (unsigned i = PAGES; i < 2 * PAGES; i++)
+    put(&pages, i, 0);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 1);
+  expect_exact(&pages);
+  /* All gone, then a dense layout big enough to grow the table twice. */
+  take_shuffled(&pages, 1, 0);
+  for (unsigned i = 0; i < DENSE; i++)
+    put(&dense, i, 1);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+  expect_exact(&dense);
+  take_shuffled(&pages, 1, 0); /* each absent */
+  take_shuffled(&dense, 1, 0);
+  expect_exact(&dense);
+  layout_free(&pages);
+  layout_free(&dense);
+}
+END_TEST
+
+/* Long probe runs at half load or more may be the load's doing, not the
+ * layout's: a heap that wraps round a small table lays later blocks over
+ * earlier ones' slots (CPython's did, and its biggest shard stayed hashed
+ * at millions of traces). Such a shard grows rather than hashing, and
+ * keeps address placement when the bigger table separates the blocks.
+ * Here: a dense run that fills half of a 32768-slot table, then a second
+ * one 512 KiB (32768 slots) further on, on the same slots; its first
+ * insert probes past the whole first run. */
+START_TEST(long_runs_at_half_load_grow) {
+  enum { RUN = 16384, SPAN = 32768 };
+  uint64_t r = region_in_shard(0x70, 9);
+  layout_t l = layout_new(2 * RUN);
+  for (unsigned i = 0; i < RUN; i++) {
+    l.p[i] = region(r) + 0x100 + (uintptr_t)i * 16;
+    l.p[RUN + i] = region(r) + 0x100 + ((uintptr_t)SPAN + i) * 16;
+  }
+  exercise(&l);
+  ck_assert_uint_eq(hs__traces_hashed_shards(), 0);
+  layout_free(&l);
 }
 END_TEST
 
@@ -838,6 +898,8 @@ int main(void) {
   tcase_add_test(tp, dense_layouts_stay_address_placed);
   tcase_add_test(tp, pathological_layouts_go_hashed);
   tcase_add_test(tp, clear_resets_placement);
+  tcase_add_test(tp, growth_retries_address_placement);
+  tcase_add_test(tp, long_runs_at_half_load_grow);
   tcase_add_test(tp, frees_in_address_order_stay_cheap);
   tcase_add_test(tp, placement_model_random);
   suite_add_tcase(s, tp);
