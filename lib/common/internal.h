@@ -13,6 +13,17 @@
 #define HS_HIDDEN __attribute__((visibility("hidden")))
 #define HS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Built under ThreadSanitizer: gcc says so with __SANITIZE_THREAD__,
+ * clang with __has_feature. */
+#if defined(__SANITIZE_THREAD__)
+#define HS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HS_TSAN 1
+#endif
+#endif
+
 #define HS_CACHELINE 64
 
 /* Non-zero while this thread runs heapsnap code: the interposer then passes
@@ -84,6 +95,21 @@ HS_HIDDEN void hs__mem_free(enum hs_mem_kind kind, void *p, size_t size);
 HS_HIDDEN void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n,
                                    size_t size);
 HS_HIDDEN void hs__mem_free_big(enum hs_mem_kind kind, void *p, size_t size);
+/* The same, mapped but not yet written in: the caller writes in, with
+ * hs__mem_populate_big, the bytes [from, to) it is about to use. Memory
+ * that is neither populated nor written reads as zero, but its first write
+ * after a read is a copy-on-write fault (a TLB flush on every CPU the
+ * program runs on). */
+HS_HIDDEN void *hs__mem_reserve_big(enum hs_mem_kind kind, size_t n,
+                                    size_t size);
+HS_HIDDEN void hs__mem_populate_big(void *p, size_t size, size_t from,
+                                    size_t to);
+/* Gives the whole pages of bytes [from, to) of such a table back to the
+ * system (they read as zero after), for a table being emptied into its
+ * successor, so that the two are not both resident; it is still freed
+ * with hs__mem_free_big. */
+HS_HIDDEN void hs__mem_release_big(void *p, size_t size, size_t from,
+                                   size_t to);
 HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
 
 /* Fault injection seam for tests: when set, hs__mem_alloc calls it first

@@ -52,7 +52,20 @@ static size_t big_len(size_t total) {
   return (total + unit - 1) & ~(unit - 1);
 }
 
-void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n, size_t size) {
+/* Writes [a, b) of a mapping in, page by page, zeroed. */
+static void populate(char *a, char *b) {
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(a, (size_t)(b - a), MADV_POPULATE_WRITE) == 0)
+    return;
+#endif
+  /* An older kernel: a write per page does the same (the memory is
+   * zero, so writing zero changes nothing a reader could see). */
+  for (char *q = a; q < b; q += 4096)
+    *(volatile char *)q = 0;
+}
+
+static void *map_big(enum hs_mem_kind kind, size_t n, size_t size,
+                     int populated) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total))
     return NULL;
@@ -80,14 +93,37 @@ void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n, size_t size) {
     if (p + len < raw + len + align)
       munmap(p + len, (size_t)(raw + len + align - (p + len)));
   }
-#ifdef MADV_POPULATE_WRITE
-  (void)madvise(p, len, MADV_POPULATE_WRITE);
-#else
-  for (size_t off = 0; off < len; off += 4096)
-    ((volatile char *)p)[off] = 0;
-#endif
+  if (populated)
+    populate(p, p + len);
   atomic_fetch_add_explicit(&used[kind], len, memory_order_relaxed);
   return p;
+}
+
+void *hs__mem_calloc_big(enum hs_mem_kind kind, size_t n, size_t size) {
+  return map_big(kind, n, size, 1);
+}
+
+void *hs__mem_reserve_big(enum hs_mem_kind kind, size_t n, size_t size) {
+  return map_big(kind, n, size, 0);
+}
+
+void hs__mem_populate_big(void *p, size_t size, size_t from, size_t to) {
+  if (!p || size < HS_BIG)
+    return; /* from hs__mem_calloc: already written */
+  uintptr_t a = ((uintptr_t)p + from) & ~(uintptr_t)4095;
+  uintptr_t b = ((uintptr_t)p + (to < size ? to : size) + 4095) &
+                ~(uintptr_t)4095;
+  if (a < b)
+    populate((char *)a, (char *)b);
+}
+
+void hs__mem_release_big(void *p, size_t size, size_t from, size_t to) {
+  if (!p || size < HS_BIG)
+    return; /* from hs__mem_calloc: not ours to hand back */
+  uintptr_t a = ((uintptr_t)p + from + 4095) & ~(uintptr_t)4095;
+  uintptr_t b = ((uintptr_t)p + to) & ~(uintptr_t)4095;
+  if (a < b)
+    (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void hs__mem_free_big(enum hs_mem_kind kind, void *p, size_t size) {

@@ -276,16 +276,8 @@ static int membarrier_do(int cmd) {
 
 /* Solo numbering is x86-64 only (elsewhere an unlocked read-modify-write
  * is not one instruction), and not under ThreadSanitizer, which cannot see
- * the asm and should check the locked protocol (gcc says so with
- * __SANITIZE_THREAD__, clang with __has_feature). */
-#if defined(__SANITIZE_THREAD__)
-#define SOLO_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SOLO_TSAN 1
-#endif
-#endif
-#if defined(__x86_64__) && !defined(SOLO_TSAN)
+ * the asm and should check the locked protocol. */
+#if defined(__x86_64__) && !defined(HS_TSAN)
 #define SOLO_POSSIBLE 1
 static inline uint64_t xadd_unlocked(_Atomic uint64_t *p, uint64_t k) {
   __asm__ volatile("xaddq %0, %1" : "+r"(k), "+m"(*(uint64_t *)p)::"memory");

@@ -3,7 +3,7 @@
  * Heap blocks (domain 0) live in 64 shards of 16-byte slots: the pointer,
  * and the requested size (40 bits) packed with the stack id (24 bits). That
  * keeps the cost per live block under 48 bytes at the worst load (3/8 after
- * a doubling). Traces that do not fit - other domains, a NULL pointer, a
+ * a doubling of hashed slots, 7/16 of slots placed by address). Traces that do not fit - other domains, a NULL pointer, a
  * size of 1 TiB or more - go to one small "wide" table with its own lock;
  * it is empty in most programs, and the hot path checks that with one load.
  * Deletion shifts later entries back (linear probing), so there are no
@@ -215,51 +215,88 @@ static inline uint32_t home_of(uintptr_t ptr, int hashed, uint32_t mask) {
   return (uint32_t)(hashed ? mix(ptr, 0) : (uint64_t)ptr >> 4) & mask;
 }
 
-/* Places every trace of sh into ns, ncap fresh slots, as hashed says; the
- * furthest any lands from home in *maxrun. With a budget, gives up (-1)
- * once the probe runs add up to more: for linear probing that total does
- * not depend on the order of the inserts, so it is what the shard's
- * searches will pay. Lock held. */
-static int shard_place(const trace_shard_t *sh, slot_t *ns, uint32_t ncap,
-                       int hashed, uint64_t budget, uint32_t *maxrun) {
+/* Old slots per step of a move: their pages are given back, and the new
+ * table's pages they move to are written in, a step at a time. */
+#define MOVE_STEP (1u << 16)
+
+/* Moves the traces of src[from, n) into ns, ncap fresh slots, as hashed
+ * says, raising *maxrun to the furthest any lands from home; *done is how
+ * many of src's slots are moved. src's pages are given back behind the
+ * move, so that a shard of millions of traces (tens of MiB) is not
+ * resident twice. With stream, ns is only reserved, and is written in a
+ * step ahead of the move: by address into twice the slots, a trace goes
+ * from slot i to i or i + n, give or take its run. With a budget, stops
+ * (0) once the probe runs add up to more, or one of them passes a quarter
+ * of what makes a live shard give up address placement; for linear
+ * probing that total does not depend on the order of the inserts, so it
+ * is what the shard's searches would pay. Lock held. */
+static int place(slot_t *src, uint32_t n, uint32_t from, slot_t *ns,
+                 uint32_t ncap, int hashed, uint64_t budget, int stream,
+                 uint32_t *maxrun, uint32_t *done) {
+  size_t nbytes = (size_t)ncap * sizeof *ns, sbytes = (size_t)n * sizeof *ns;
+  size_t step = MOVE_STEP * sizeof *ns;
   uint64_t probes = 0;
-  *maxrun = 0;
-  for (uint32_t i = 0; sh->slots && i <= sh->mask; i++) {
-    if (!sh->slots[i].ptr)
+  for (uint32_t i = from; i < n; i++) {
+    if (!(i % MOVE_STEP)) {
+      size_t at = (size_t)i * sizeof *ns;
+      if (stream) {
+        hs__mem_populate_big(ns, nbytes, at, at + 2 * step);
+        hs__mem_populate_big(ns, nbytes, sbytes + at, sbytes + at + 2 * step);
+      }
+      if (i > from)
+        hs__mem_release_big(src, sbytes, at - step, at);
+    }
+    if (!src[i].ptr)
       continue;
-    uint32_t home = home_of(sh->slots[i].ptr, hashed, ncap - 1), j = home;
+    uint32_t home = home_of(src[i].ptr, hashed, ncap - 1), j = home;
     while (ns[j].ptr)
       j = (j + 1) & (ncap - 1);
-    ns[j] = sh->slots[i];
+    ns[j] = src[i];
     uint32_t run = (j - home) & (ncap - 1);
     if (run > *maxrun)
       *maxrun = run;
     probes += run;
-    if (budget && probes > budget)
-      return -1;
+    if (budget && (probes > budget ||
+                   run > (uint64_t)PROBE_WINDOW * PROBE_LIMIT / 4)) {
+      *done = i + 1;
+      return 0;
+    }
   }
-  return 0;
+  *done = n;
+  return 1;
 }
 
 /* Moves every trace into a fresh array of ncap slots, by address unless
- * hashed; lock held. Address placement is tried against its budget first
- * (the table's probes per trace at most a quarter of what makes a live
- * shard give it up, so that a layout which only just passes does not
- * switch again a window later), and a layout that fails it is hashed. */
+ * hashed; lock held. Address placement is a trial against a budget of a
+ * quarter of the probes per trace that make a live shard give it up (so
+ * that a layout which only just passes does not switch again a window
+ * later); a layout that fails it is hashed, from the two tables the move
+ * left it in. Should the memory for that be missing, the move is finished
+ * by address: slower, but whole. */
 static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
-  slot_t *ns = hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *ns);
+  slot_t *old = sh->slots;
+  uint32_t ocap = old ? sh->mask + 1 : 0, maxrun = 0, done;
+  int stream = !hashed && !sh->hashed && ncap == 2 * ocap;
+  slot_t *ns = stream ? hs__mem_reserve_big(HS_MEM_TRACES, ncap, sizeof *ns)
+                      : hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *ns);
   if (!ns)
     return HS_ENOMEM;
-  uint32_t maxrun;
-  if (!hashed &&
-      shard_place(sh, ns, ncap, 0,
-                  (uint64_t)sh->count * PROBE_LIMIT / 4 + PROBE_WINDOW,
-                  &maxrun) != 0) {
-    memset(ns, 0, (size_t)ncap * sizeof *ns);
-    hashed = 1;
+  uint64_t budget = hashed ? 0
+                           : (uint64_t)sh->count * PROBE_LIMIT / 4 +
+                                 PROBE_WINDOW;
+  if (!place(old, ocap, 0, ns, ncap, hashed, budget, stream, &maxrun,
+             &done)) {
+    slot_t *hs = hs__mem_calloc_big(HS_MEM_TRACES, ncap, sizeof *hs);
+    uint32_t d;
+    if (hs) {
+      maxrun = 0;
+      (void)place(ns, ncap, 0, hs, ncap, 1, 0, 0, &maxrun, &d);
+      hs__mem_free_big(HS_MEM_TRACES, ns, (size_t)ncap * sizeof *ns);
+      ns = hs;
+      hashed = 1;
+    }
+    (void)place(old, ocap, done, ns, ncap, hashed, 0, 0, &maxrun, &d);
   }
-  if (hashed)
-    (void)shard_place(sh, ns, ncap, 1, 0, &maxrun);
   sh->maxrun = maxrun;
   if (sh->slots)
     hs__mem_free_big(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
@@ -360,8 +397,14 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
     add_current(size);
     goto out;
   }
-  if (!sh->slots || (sh->count + 1) * 4 > (sh->mask + 1) * 3) {
-    /* Past 3/4 a failed growth still leaves room to probe into. */
+  /* Doubles at 3/4 load with hashed slots, at 7/8 by address: neighbours
+   * placed by address mostly sit at home at loads where hashed ones probe
+   * far (CPython's shards, rebuilt at 3/4: no trace further than 4 slots
+   * from home), and a layout whose runs do grow long is caught by its
+   * probe count, which doubles the table at half load or more. */
+  uint64_t cap = sh->slots ? (uint64_t)sh->mask + 1 : 0;
+  if (!sh->slots || ((uint64_t)sh->count + 1) * 8 > cap * (sh->hashed ? 6 : 7)) {
+    /* Past that a failed growth still leaves room to probe into. */
     if (shard_grow(sh) != 0 && (!sh->slots || sh->count + 2 > sh->mask + 1)) {
       __atomic_store_n(&sh->inserts, sh->inserts - 1, __ATOMIC_RELAXED);
       rc = HS_ENOMEM;

@@ -25,14 +25,6 @@
 #include "heapsnap.h"
 #include "trace/trace.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define HS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HS_TSAN 1
-#endif
-#endif
-
 static uintptr_t fake(unsigned i) { return 0x10000u + (uintptr_t)i * 16u; }
 
 static size_t cur(void) {
