@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../session/session.h"
+#include "../snapshot/snapshot.h"
 #include "../unwind/unwind.h"
 #include "../trace/trace.h"
 #include "real.h"
@@ -422,6 +423,7 @@ EXPORT size_t malloc_usable_size(void *p) {
 /* ---- load-time set-up ---- */
 
 static void fork_child(void) {
+  hs__symbols_fork_child();
   hs__fork_child();
   hs__session_fork_child();
 }

@@ -393,8 +393,110 @@ done:
 
 /* ---- symbolization ---- */
 
-/* libdw is not thread-safe: one symbolization at a time per process. */
+/* libdw is not thread-safe: one symbolization at a time per process. The
+ * symbolizer is kept from one to the next (moved over to each snapshot's
+ * modules), so that the debug information it has read - decompressed and
+ * parsed, tens of milliseconds for libc's - is read once per process. */
 static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
+static hs_symbolizer_t *sym_kept; /* by sym_mu */
+
+/* The kept symbolizer over mods, or a new one; NULL when out of memory.
+ * sym_mu held. */
+static hs_symbolizer_t *sym_for(const hs_module_list_t *mods) {
+  if (sym_kept && hs__symbolizer_rebind(sym_kept, mods) == 0)
+    return sym_kept;
+  hs__symbolizer_free(sym_kept);
+  sym_kept = hs__symbolizer_new(mods);
+  return sym_kept;
+}
+
+/* Set while sym_mu is held and the kept symbolizer may be mid-change. */
+static atomic_int sym_busy;
+
+static void sym_lock(void) {
+  pthread_mutex_lock(&sym_mu);
+  atomic_store(&sym_busy, 1);
+}
+
+static void sym_unlock(void) {
+  atomic_store(&sym_busy, 0);
+  pthread_mutex_unlock(&sym_mu);
+}
+
+/* A fork while another thread symbolizes (the background warm-up, say)
+ * leaves the child's lock taken by a thread that does not exist there,
+ * and its exit snapshot would wait for ever. The fork does not wait: the
+ * child makes the lock anew, and drops a symbolizer caught mid-change
+ * (leaked: freeing what was being changed is not safe). */
+void hs__symbols_fork_child(void) {
+  pthread_mutex_init(&sym_mu, NULL);
+  if (atomic_load(&sym_busy)) {
+    sym_kept = NULL;
+    atomic_store(&sym_busy, 0);
+  }
+}
+
+void hs__symbols_drop(void) {
+  sym_lock();
+  hs__symbolizer_free(sym_kept);
+  sym_kept = NULL;
+  sym_unlock();
+}
+
+/* Addresses resolved per hold of sym_mu while warming, so that a snapshot
+ * that comes meanwhile waits for a few of them only. */
+#define WARM_BATCH 64
+#define WARM_STACKS 4096
+
+int hs__symbols_warm(const atomic_int *stop) {
+  hs__guard_enter();
+  /* The return addresses of every stack interned so far, once each. */
+  u64map_t seen = {0};
+  uintptr_t *addrs = NULL, frames[HS_MAX_FRAMES];
+  uint64_t n = 0, cap = 0;
+  int rc = 0;
+  for (unsigned sh = 0; sh < HS_STACK_SHARDS && !atomic_load(stop); sh++) {
+    /* The first stacks of each shard: enough to name every module the
+     * program's stacks run through, where a program whose stacks are all
+     * different has hundreds of thousands. */
+    for (uint32_t idx = 0; idx < WARM_STACKS / HS_STACK_SHARDS; idx++) {
+      int depth = hs__stack_get(idx << HS_STACK_SHARD_BITS | sh, frames,
+                                HS_MAX_FRAMES);
+      if (depth < 0)
+        break;
+      for (int k = 0; k < depth && k < HS_MAX_FRAMES; k++) {
+        int found;
+        uint32_t *v = u64map_slot(&seen, frames[k], &found);
+        if (!v || (!found && hs__reserve(&addrs, &cap, n + 1, sizeof *addrs)))
+          goto out;
+        if (!found)
+          addrs[n++] = frames[k];
+      }
+    }
+  }
+  hs_module_list_t mods = {0};
+  if (hs__modules_capture(&mods) != 0 || hs__modmap_merge_into(&mods) != 0) {
+    hs__modules_free(&mods);
+    goto out;
+  }
+  hs_symframe_t fr[64];
+  for (uint64_t i = 0; i < n && !atomic_load(stop);) {
+    sym_lock();
+    hs_symbolizer_t *sym = sym_for(&mods);
+    for (uint64_t end = i + WARM_BATCH; sym && i < n && i < end; i++)
+      (void)hs__symbolize(sym, addrs[i], fr, 64);
+    sym_unlock();
+    if (!sym)
+      break;
+  }
+  rc = (int)(n > INT32_MAX ? INT32_MAX : n);
+  hs__modules_free(&mods);
+out:
+  u64map_free(&seen);
+  free(addrs);
+  hs__guard_exit();
+  return rc;
+}
 
 static uint64_t loc_hash(const hs_loc_t *l) {
   return mix64(((uint64_t)l->function << 32 | l->file) ^
@@ -472,14 +574,12 @@ int hs__snapshot_symbolize(struct hs_snapshot *s) {
   if (s->symbolized)
     return 0;
   hs__guard_enter();
-  pthread_mutex_lock(&sym_mu);
+  sym_lock();
   int rc = HS_ENOMEM;
-  hs_symbolizer_t *sym = hs__symbolizer_new(&s->modules);
-  if (sym) {
+  hs_symbolizer_t *sym = sym_for(&s->modules);
+  if (sym)
     rc = intern_symbolized(s, sym);
-    hs__symbolizer_free(sym);
-  }
-  pthread_mutex_unlock(&sym_mu);
+  sym_unlock();
   if (rc == 0) {
     s->symbolized = 1;
     free(s->raw);

@@ -5,10 +5,16 @@
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "symbolize.h"
 
@@ -235,6 +241,158 @@ static const char *intern_function(hs_symbolizer_t *s, const char *name) {
   return intern(s, name);
 }
 
+/* ---- finding separate debug files ---- */
+
+/* The CRC-32 of a whole file (zlib's is the one .gnu_debuglink uses). */
+static int file_crc(int fd, uint32_t *out) {
+  unsigned char buf[65536];
+  uLong c = crc32(0L, Z_NULL, 0);
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    c = crc32(c, buf, (uInt)n);
+  if (n < 0 || lseek(fd, 0, SEEK_SET) != 0)
+    return -1;
+  *out = (uint32_t)c;
+  return 0;
+}
+
+/* Whether the file open at fd is the debug file of a module with build-id
+ * id (idlen bytes; 0: none): the same build-id when there is one, as libdw
+ * itself checks, else (unless told not to) the debuglink's CRC. */
+static int matches(int fd, const unsigned char *id, int idlen, int check_crc,
+                   GElf_Word crc) {
+  if (idlen > 0) {
+    Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    const void *bits = NULL;
+    ssize_t n = e ? dwelf_elf_gnu_build_id(e, &bits) : -1;
+    int same = n == idlen && memcmp(bits, id, (size_t)idlen) == 0;
+    if (e)
+      elf_end(e);
+    return same;
+  }
+  uint32_t c;
+  return !check_crc || (file_crc(fd, &c) == 0 && c == crc);
+}
+
+/* Opens path for libdw if it is the module's debug file: its descriptor,
+ * with the name handed over. */
+static int take(const char *path, const unsigned char *id, int idlen,
+                int check_crc, GElf_Word crc, char **name_out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char *name = NULL;
+  if (!matches(fd, id, idlen, check_crc, crc) || !(name = strdup(path))) {
+    close(fd);
+    return -1;
+  }
+  *name_out = name;
+  return fd;
+}
+
+/* libdw's standard search for a module's separate debug file, without
+ * debuginfod: elfutils 0.188 loads libdebuginfod whenever a file is not
+ * found locally, and with it libcurl, GnuTLS, Kerberos and some 30 more
+ * libraries whose constructors run inside the host (a fork of the host
+ * during that load left a child unable to run: "symbol lookup error"),
+ * and it fetches over the network when DEBUGINFOD_URLS is set. A
+ * profiler inside a production program does neither. For each entry D of
+ * the path (libdwfl's syntax, default ":.debug:/usr/lib/debug"; a leading
+ * '-' skips the CRC check, '+' keeps it): an absolute D gives
+ * D/.build-id/xx/rest.debug, then D/<the file's directory>/<debuglink>;
+ * "" gives <the file's directory>/<debuglink>, a relative D
+ * <the file's directory>/D/<debuglink>. A file is taken only if its
+ * build-id is the module's, or, for a module without one, if the CRC the
+ * debuglink gives matches. */
+static int find_local_debuginfo(Dwfl_Module *mod, void **userdata,
+                                const char *modname, GElf_Addr base,
+                                const char *file_name,
+                                const char *debuglink_file,
+                                GElf_Word debuglink_crc,
+                                char **debuginfo_file_name) {
+  (void)modname, (void)base;
+  const hs_symbolizer_t *s = userdata ? *userdata : NULL;
+  const char *path = s && s->debug_path ? s->debug_path
+                                        : ":.debug:/usr/lib/debug";
+  const unsigned char *id = NULL;
+  GElf_Addr vaddr;
+  int idlen = dwfl_module_build_id(mod, &id, &vaddr);
+  char dir[PATH_MAX] = "";
+  if (file_name) {
+    const char *slash = strrchr(file_name, '/');
+    size_t n = slash ? (size_t)(slash - file_name) : 0;
+    if (n >= sizeof dir)
+      return -1;
+    memcpy(dir, file_name, n);
+    dir[n] = '\0';
+  }
+  char cand[PATH_MAX];
+  for (const char *e = path;;) {
+    const char *end = strchr(e, ':');
+    size_t len = end ? (size_t)(end - e) : strlen(e);
+    int check = 1;
+    if (len && (*e == '-' || *e == '+')) {
+      check = *e == '+';
+      e++, len--;
+    }
+    int fd = -1, w;
+    if (len && *e == '/' && idlen > 0 && idlen <= 64) {
+      char hex[129];
+      for (int i = 0; i < idlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+      w = snprintf(cand, sizeof cand, "%.*s/.build-id/%.2s/%s.debug",
+                   (int)len, e, hex, hex + 2);
+      if (w > 0 && (size_t)w < sizeof cand)
+        fd = take(cand, id, idlen, 0, 0, debuginfo_file_name);
+    }
+    if (fd < 0 && debuglink_file) {
+      if (!len)
+        w = snprintf(cand, sizeof cand, "%s/%s", dir, debuglink_file);
+      else if (*e == '/')
+        w = snprintf(cand, sizeof cand, "%.*s%s/%s", (int)len, e, dir,
+                     debuglink_file);
+      else
+        w = snprintf(cand, sizeof cand, "%s/%.*s/%s", dir, (int)len, e,
+                     debuglink_file);
+      /* Not the module's own file under its own name. */
+      if (w > 0 && (size_t)w < sizeof cand &&
+          (!file_name || strcmp(cand, file_name) != 0))
+        fd = take(cand, id, idlen, check, debuglink_crc,
+                  debuginfo_file_name);
+    }
+    if (fd >= 0)
+      return fd;
+    if (!end)
+      break;
+    e = end + 1;
+  }
+  errno = ENOENT;
+  return -1;
+}
+
+/* Modules are reported with their file's path, so libdw has no ELF to
+ * find; should it ask, the module's name is its path. (The standard
+ * dwfl_build_id_find_elf would fall back on debuginfod, as above.) */
+static int find_elf_by_name(Dwfl_Module *mod, void **userdata,
+                            const char *modname, Dwarf_Addr base,
+                            char **file_name, Elf **elfp) {
+  (void)mod, (void)userdata, (void)base;
+  *elfp = NULL;
+  if (modname && modname[0] == '/') {
+    int fd = open(modname, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char *name = strdup(modname);
+      if (name) {
+        *file_name = name;
+        return fd;
+      }
+      close(fd);
+    }
+  }
+  errno = ENOENT;
+  return -1;
+}
+
 /* ---- modules ---- */
 
 /* Opens the module's file at its recorded bias. A module whose file is gone,
@@ -252,6 +410,11 @@ static Dwfl_Module *module_open(hs_symbolizer_t *s, smod_t *sm) {
   dwfl_report_end(s->dwfl, NULL, NULL);
   if (!dm)
     return NULL;
+  /* Where find_local_debuginfo finds its path. */
+  void **ud = NULL;
+  (void)dwfl_module_info(dm, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
+  if (ud)
+    *ud = s;
   if (sm->m.build_id_len) {
     const unsigned char *bits = NULL;
     GElf_Addr vaddr;
@@ -728,8 +891,8 @@ hs_symbolizer_t *hs__symbolizer_new_ex(const hs_module_list_t *mods,
     if (!s->debug_path)
       goto fail;
   }
-  s->cb.find_elf = dwfl_build_id_find_elf;
-  s->cb.find_debuginfo = dwfl_standard_find_debuginfo;
+  s->cb.find_elf = find_elf_by_name;
+  s->cb.find_debuginfo = find_local_debuginfo;
   s->cb.section_address = dwfl_offline_section_address;
   s->cb.debuginfo_path = s->debug_path ? &s->debug_path : NULL;
   s->dwfl = dwfl_begin(&s->cb);
@@ -790,6 +953,85 @@ void hs__symbolizer_free(hs_symbolizer_t *s) {
   free(s->cache);
   free(s->frames);
   free(s);
+}
+
+static int same_module(const hs_module_t *a, const hs_module_t *b) {
+  return a->bias == b->bias && a->start == b->start && a->end == b->end &&
+         a->build_id_len == b->build_id_len &&
+         memcmp(a->build_id, b->build_id, a->build_id_len) == 0 &&
+         strcmp(a->path, b->path ? b->path : "") == 0;
+}
+
+int hs__symbolizer_rebind(hs_symbolizer_t *s, const hs_module_list_t *mods) {
+  uint32_t n = mods ? mods->count : 0;
+  int same = n == s->nmods;
+  for (uint32_t i = 0; same && i < n; i++)
+    same = same_module(&s->mods[i].m, &mods->mods[i]);
+  if (same)
+    return 0; /* the usual case: nothing loaded or unloaded since */
+  smod_t *nm = calloc(n ? n : 1, sizeof *nm);
+  uint32_t *order = malloc((n ? n : 1) * sizeof *order);
+  uint32_t *to = malloc((s->nmods ? s->nmods : 1) * sizeof *to);
+  uint8_t *taken = calloc(n ? n : 1, 1);
+  int ok = nm && order && to && taken;
+  for (uint32_t i = 0; ok && i < s->nmods; i++) {
+    to[i] = UINT32_MAX;
+    for (uint32_t j = 0; j < n && to[i] == UINT32_MAX; j++)
+      if (!taken[j] && same_module(&s->mods[i].m, &mods->mods[j]))
+        to[i] = j, taken[j] = 1;
+    ok = to[i] != UINT32_MAX || !s->mods[i].opened;
+  }
+  for (uint32_t j = 0; ok && j < n; j++) {
+    order[j] = j;
+    if (taken[j])
+      continue;
+    nm[j].m = mods->mods[j];
+    nm[j].m.path = strdup(mods->mods[j].path ? mods->mods[j].path : "");
+    ok = nm[j].m.path != NULL;
+    if (nm[j].m.build_id_len > sizeof nm[j].m.build_id)
+      nm[j].m.build_id_len = 0;
+  }
+  if (!ok) {
+    for (uint32_t j = 0; nm && j < n; j++)
+      if (!taken[j])
+        free(nm[j].m.path);
+    free(nm);
+    free(order);
+    free(to);
+    free(taken);
+    return -1;
+  }
+  /* Move what was read; modules gone were never opened, so they hold
+   * nothing but their path. */
+  int remap = 1;
+  for (uint32_t i = 0; i < s->nmods; i++) {
+    if (to[i] != UINT32_MAX) {
+      nm[to[i]] = s->mods[i];
+    } else {
+      free(s->mods[i].m.path);
+      remap = 0;
+    }
+  }
+  /* Resolved frames name their module by index: renumber them, or forget
+   * them when a module they could name is gone. */
+  for (size_t f = 0; remap && f < s->nframes; f++)
+    if (s->frames[f].module >= 0)
+      s->frames[f].module = (int32_t)to[s->frames[f].module];
+  if (!remap) {
+    if (s->cache)
+      memset(s->cache, 0, s->cache_cap * sizeof *s->cache);
+    s->cache_count = 0;
+    s->nframes = 0;
+  }
+  free(s->mods);
+  free(s->order);
+  free(to);
+  free(taken);
+  s->mods = nm;
+  s->order = order;
+  s->nmods = n;
+  qsort_r(s->order, n, sizeof *s->order, order_cmp_start, s->mods);
+  return 0;
 }
 
 int hs__symbolize(hs_symbolizer_t *s, uintptr_t ret_addr, hs_symframe_t *out,

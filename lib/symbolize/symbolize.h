@@ -84,6 +84,17 @@ HS_HIDDEN void hs__symbolizer_free(hs_symbolizer_t *s);
 HS_HIDDEN int hs__symbolize(hs_symbolizer_t *s, uintptr_t ret_addr,
                             hs_symframe_t *out, int max);
 
+/* Moves s over to the module list mods, keeping what it has read of every
+ * module that is in both (the same file at the same place): its symbols,
+ * its DWARF, and the addresses already resolved in it. So a symbolizer
+ * kept from one snapshot to the next, or filled in the background before
+ * the one at exit, does not decompress and parse a large debug file again
+ * (libc's, from libc6-dbg, is 4 MiB of zlib). Returns 0, or -1 when a
+ * module s has opened is not in mods (libdw cannot take one back: make a
+ * new symbolizer) or memory is short; s is unchanged then. */
+HS_HIDDEN int hs__symbolizer_rebind(hs_symbolizer_t *s,
+                                    const hs_module_list_t *mods);
+
 /* Whether module idx has usable DWARF (opening it if not done yet): 1, or 0
  * (no file, build-id mismatch, no debug info, or idx out of range). */
 HS_HIDDEN int hs__symbolizer_has_debuginfo(hs_symbolizer_t *s, int idx);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "heapsnap.h"
+#include "snapshot/snapshot.h"
 
 #ifndef GOLDEN_SIZES
 #error "GOLDEN_SIZES must name tests/snapshot/golden_sizes.txt"
@@ -188,6 +189,63 @@ START_TEST(by_traceback) {
   ck_assert_ptr_null(st);
   hs_statistics_free(NULL);
   hs_snapshot_free(s);
+}
+END_TEST
+
+/* Every traceback of s, frame by frame, as one string (caller frees). */
+static char *tracebacks_text(hs_snapshot_t *s) {
+  hs_statistics_t *st;
+  ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0, &st), 0);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  ck_assert_ptr_nonnull(out);
+  out[0] = '\0';
+  for (size_t i = 0; i < st->count; i++)
+    for (size_t k = 0; k < st->stats[i].nframe; k++) {
+      const hs_frame_t *f = &st->stats[i].frames[k];
+      int w = snprintf(out + len, cap - len, "%zu %zu %s:%u %s %s+%llx\n",
+                       (size_t)st->stats[i].size, k,
+                       f->filename ? f->filename : "?", f->lineno,
+                       f->function ? f->function : "?",
+                       f->module ? f->module : "?",
+                       (unsigned long long)f->offset);
+      ck_assert(w > 0 && (size_t)w < cap - len);
+      len += (size_t)w;
+    }
+  hs_statistics_free(st);
+  return out;
+}
+
+/* The symbolizer that snapshots keep, filled ahead by the background
+ * warm-up, gives what a fresh one gives; a stopped warm-up does nothing. */
+START_TEST(kept_and_warmed_symbolizer) {
+  calls_a();
+  site_b(10, 50);
+  rec(5, 7);
+  atomic_int stop = 1;
+  ck_assert_int_eq(hs__symbols_warm(&stop), 0);
+  atomic_store(&stop, 0);
+  hs__symbols_drop();
+  /* The population's stacks: their return addresses, once each. */
+  ck_assert_int_gt(hs__symbols_warm(&stop), 8);
+  hs_snapshot_t *warmed = snap();
+  char *a = tracebacks_text(warmed);
+  hs__symbols_drop();
+  hs_snapshot_t *fresh_s = snap();
+  char *b = tracebacks_text(fresh_s);
+  ck_assert_str_eq(a, b);
+  ck_assert_ptr_nonnull(strstr(a, "site_a"));
+  ck_assert_ptr_nonnull(strstr(a, "calls_a"));
+  /* Kept from that snapshot to the next: the same again. */
+  hs_snapshot_t *kept = snap();
+  char *c = tracebacks_text(kept);
+  ck_assert_str_eq(c, b);
+  free(a);
+  free(b);
+  free(c);
+  hs_snapshot_free(warmed);
+  hs_snapshot_free(fresh_s);
+  hs_snapshot_free(kept);
 }
 END_TEST
 
@@ -615,6 +673,7 @@ int main(void) {
   tcase_add_test(tc, by_lineno);
   tcase_add_test(tc, by_filename_and_function);
   tcase_add_test(tc, by_traceback);
+  tcase_add_test(tc, kept_and_warmed_symbolizer);
   tcase_add_test(tc, cumulative);
   tcase_add_test(tc, sorted_as_tracemalloc);
   tcase_add_test(tc, compare_new_vanished_unchanged);

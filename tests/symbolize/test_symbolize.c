@@ -166,6 +166,81 @@ START_TEST(inline_frames) {
 }
 END_TEST
 
+/* A kept symbolizer moved over to another module list: the modules in
+ * both keep what was read (the same interned strings come back, so
+ * nothing was resolved again), frames name modules by their index in the
+ * new list, and a list without a module it opened is refused. */
+START_TEST(rebind_keeps_what_was_read) {
+  int line = 0;
+  uintptr_t r = own_site(&line);
+  hs_module_list_t l, shifted = {0}, without = {0};
+  ck_assert_int_eq(hs__modules_capture(&l), 0);
+  hs_symbolizer_t *s = hs__symbolizer_new(&l);
+  ck_assert_ptr_nonnull(s);
+  hs_symframe_t f[NF], g[NF];
+  ck_assert_int_eq(hs__symbolize(s, r, f, NF), 1);
+  int mi = f[0].module;
+  ck_assert_int_ge(mi, 0);
+
+  /* The same list: nothing changes. */
+  ck_assert_int_eq(hs__symbolizer_rebind(s, &l), 0);
+  ck_assert_int_eq(hs__symbolize(s, r, g, NF), 1);
+  ck_assert_ptr_eq(g[0].function, f[0].function);
+  ck_assert_int_eq(g[0].module, mi);
+
+  /* The same modules behind an extra one (a library unloaded since, as
+   * the snapshots' lists have them): indices move by one. */
+  shifted.count = l.count + 1;
+  shifted.mods = calloc(shifted.count, sizeof *shifted.mods);
+  ck_assert_ptr_nonnull(shifted.mods);
+  shifted.mods[0].path = strdup("/nonexistent/libgone.so");
+  shifted.mods[0].start = 0x1000;
+  shifted.mods[0].end = 0x2000;
+  for (uint32_t i = 0; i < l.count; i++) {
+    shifted.mods[i + 1] = l.mods[i];
+    shifted.mods[i + 1].path = strdup(l.mods[i].path);
+  }
+  ck_assert_int_eq(hs__symbolizer_rebind(s, &shifted), 0);
+  ck_assert_int_eq(hs__symbolize(s, r, g, NF), 1);
+  ck_assert_ptr_eq(g[0].function, f[0].function);
+  ck_assert_ptr_eq(g[0].file, f[0].file);
+  ck_assert_uint_eq(g[0].line, (uint32_t)line);
+  ck_assert_int_eq(g[0].module, mi + 1);
+  ck_assert_int_eq(hs__symbolizer_has_debuginfo(s, mi + 1), 1);
+  /* An address in a module not opened yet (libc's, or a sanitizer's
+   * that intercepts the function) resolves after the move. */
+  uintptr_t other = (uintptr_t)dlsym(RTLD_DEFAULT, "qsort") + 1;
+  int ci = hs__modules_find(&shifted, other);
+  ck_assert_int_ge(ci, 1);
+  ck_assert_int_ne(ci, mi + 1);
+  ck_assert_int_eq(hs__symbolize(s, other, g, NF) >= 1, 1);
+  ck_assert_int_eq(g[0].module, ci);
+
+  /* Back to l, without the extra module (never opened): accepted. Then a
+   * list without the executable, which it has opened: refused, and the
+   * symbolizer still works on its own list. */
+  ck_assert_int_eq(hs__symbolizer_rebind(s, &l), 0);
+  ck_assert_int_eq(hs__symbolize(s, r, g, NF), 1);
+  ck_assert_int_eq(g[0].module, mi);
+  without.count = l.count - 1;
+  without.mods = calloc(without.count, sizeof *without.mods);
+  ck_assert_ptr_nonnull(without.mods);
+  for (uint32_t i = 0, k = 0; i < l.count; i++)
+    if ((int)i != mi) {
+      without.mods[k] = l.mods[i];
+      without.mods[k++].path = strdup(l.mods[i].path);
+    }
+  ck_assert_int_eq(hs__symbolizer_rebind(s, &without), -1);
+  ck_assert_int_eq(hs__symbolize(s, r, g, NF), 1);
+  ck_assert_int_eq(g[0].module, mi);
+  ck_assert_str_eq(g[0].function, "own_site");
+  hs__symbolizer_free(s);
+  hs__modules_free(&l);
+  hs__modules_free(&shifted);
+  hs__modules_free(&without);
+}
+END_TEST
+
 /* ---- shared libraries ---- */
 
 START_TEST(dlclosed_library) {
@@ -221,25 +296,36 @@ START_TEST(build_id_mismatch_keeps_module) {
 }
 END_TEST
 
-START_TEST(library_without_dwarf) {
-  void *h = dlopen(HS_TEST_NODEBUG_LIB, RTLD_NOW | RTLD_LOCAL);
+/* The site in the library at path resolves to its function, and to its
+ * file and line exactly when with_lines. */
+static void expect_site(const char *path, int with_lines) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   ck_assert_msg(h != NULL, "dlopen: %s", dlerror());
   int line = 0;
   uintptr_t r = site_fn(h)(&line);
   hs_module_list_t l;
   ck_assert_int_eq(hs__modules_capture(&l), 0);
   hs_symbolizer_t *s = hs__symbolizer_new(&l);
+  ck_assert_ptr_nonnull(s);
   hs_symframe_t f[NF];
   ck_assert_int_eq(hs__symbolize(s, r, f, NF), 1);
   ck_assert_int_eq(f[0].module, hs__modules_find(&l, r));
   ck_assert_int_ge(f[0].module, 0);
   ck_assert_str_eq(f[0].function, "hs_site_capture");
-  ck_assert_ptr_null(f[0].file);
-  ck_assert_uint_eq(f[0].line, 0);
+  if (with_lines) {
+    ck_assert_ptr_nonnull(f[0].file);
+    ck_assert_str_eq(base_name(f[0].file), "site_lib.c");
+    ck_assert_uint_eq(f[0].line, (uint32_t)line);
+  } else {
+    ck_assert_ptr_null(f[0].file);
+    ck_assert_uint_eq(f[0].line, 0);
+  }
   hs__symbolizer_free(s);
   hs__modules_free(&l);
   dlclose(h);
 }
+
+START_TEST(library_without_dwarf) { expect_site(HS_TEST_NODEBUG_LIB, 0); }
 END_TEST
 
 START_TEST(split_debug_by_build_id) {
@@ -272,6 +358,17 @@ START_TEST(split_debug_by_build_id) {
   hs__symbolizer_free(s);
   hs__modules_free(&l);
   dlclose(h);
+}
+END_TEST
+
+/* Found by .gnu_debuglink next to the library, and refused when it is
+ * another library's (another build-id). No search reaches for debuginfod: libdw would load it
+ * (with libcurl and some 30 libraries) when a file is not found. */
+START_TEST(split_debug_by_debuglink) {
+  expect_site(HS_TEST_LINK_LIB, 1);
+  expect_site(HS_TEST_BADLINK_LIB, 0);
+  ck_assert_msg(dlopen("libdebuginfod.so.1", RTLD_LAZY | RTLD_NOLOAD) == NULL,
+                "the symbolizer loaded libdebuginfod");
 }
 END_TEST
 
@@ -487,6 +584,8 @@ int main(void) {
   tcase_add_test(tc, modules_main_and_libc);
   tcase_add_test(tc, own_function_exact_line);
   tcase_add_test(tc, inline_frames);
+  tcase_add_test(tc, rebind_keeps_what_was_read);
+  tcase_add_test(tc, split_debug_by_debuglink);
   tcase_add_test(tc, dlclosed_library);
   tcase_add_test(tc, build_id_mismatch_keeps_module);
   tcase_add_test(tc, library_without_dwarf);
