@@ -443,59 +443,58 @@ void hs__symbols_drop(void) {
   sym_unlock();
 }
 
-/* Addresses resolved per hold of sym_mu while warming, so that a snapshot
- * that comes meanwhile waits for a few of them only. */
-#define WARM_BATCH 64
+/* Stacks the warm-up looks through for the modules they run through. */
 #define WARM_STACKS 4096
 
 int hs__symbols_warm(const atomic_int *stop) {
   hs__guard_enter();
-  /* The return addresses of every stack interned so far, once each. */
-  u64map_t seen = {0};
+  hs_module_list_t mods = {0};
   uintptr_t *addrs = NULL, frames[HS_MAX_FRAMES];
-  uint64_t n = 0, cap = 0;
-  int rc = 0;
-  for (unsigned sh = 0; sh < HS_STACK_SHARDS && !atomic_load(stop); sh++) {
-    /* The first stacks of each shard: enough to name every module the
-     * program's stacks run through, where a program whose stacks are all
-     * different has hundreds of thousands. */
+  uint8_t *seen = NULL;
+  uint32_t n = 0;
+  if (hs__modules_capture(&mods) != 0 || hs__modmap_merge_into(&mods) != 0)
+    goto out;
+  addrs = malloc((mods.count ? mods.count : 1) * sizeof *addrs);
+  seen = calloc(mods.count ? mods.count : 1, 1);
+  if (!addrs || !seen)
+    goto out;
+  /* One return address per module the stacks run through: reading a
+   * module's debug information is the cost, and what else an address
+   * needs (its compilation unit's lines) is the snapshot's to pay for the
+   * addresses it has. The first stacks of each shard are enough to name
+   * the modules, where a program whose stacks all differ has hundreds of
+   * thousands. */
+  for (unsigned sh = 0; sh < HS_STACK_SHARDS && n < mods.count; sh++) {
     for (uint32_t idx = 0; idx < WARM_STACKS / HS_STACK_SHARDS; idx++) {
       int depth = hs__stack_get(idx << HS_STACK_SHARD_BITS | sh, frames,
                                 HS_MAX_FRAMES);
-      if (depth < 0)
+      if (depth < 0 || atomic_load(stop))
         break;
       for (int k = 0; k < depth && k < HS_MAX_FRAMES; k++) {
-        int found;
-        uint32_t *v = u64map_slot(&seen, frames[k], &found);
-        if (!v || (!found && hs__reserve(&addrs, &cap, n + 1, sizeof *addrs)))
-          goto out;
-        if (!found)
+        int mi = hs__modules_find(&mods, frames[k]);
+        if (mi >= 0 && !seen[mi]) {
+          seen[mi] = 1;
           addrs[n++] = frames[k];
+        }
       }
     }
   }
-  hs_module_list_t mods = {0};
-  if (hs__modules_capture(&mods) != 0 || hs__modmap_merge_into(&mods) != 0) {
-    hs__modules_free(&mods);
-    goto out;
-  }
   hs_symframe_t fr[64];
-  for (uint64_t i = 0; i < n && !atomic_load(stop);) {
+  for (uint32_t i = 0; i < n && !atomic_load(stop); i++) {
     sym_lock();
     hs_symbolizer_t *sym = sym_for(&mods);
-    for (uint64_t end = i + WARM_BATCH; sym && i < n && i < end; i++)
+    if (sym)
       (void)hs__symbolize(sym, addrs[i], fr, 64);
     sym_unlock();
     if (!sym)
       break;
   }
-  rc = (int)(n > INT32_MAX ? INT32_MAX : n);
-  hs__modules_free(&mods);
 out:
-  u64map_free(&seen);
+  hs__modules_free(&mods);
   free(addrs);
+  free(seen);
   hs__guard_exit();
-  return rc;
+  return (int)n;
 }
 
 static uint64_t loc_hash(const hs_loc_t *l) {
@@ -574,12 +573,21 @@ int hs__snapshot_symbolize(struct hs_snapshot *s) {
   if (s->symbolized)
     return 0;
   hs__guard_enter();
-  sym_lock();
   int rc = HS_ENOMEM;
-  hs_symbolizer_t *sym = sym_for(&s->modules);
-  if (sym)
-    rc = intern_symbolized(s, sym);
-  sym_unlock();
+  uint64_t frames = 0;
+  for (uint32_t st = 0; st < s->nstacks; st++)
+    frames += s->raw_n[st];
+  if (!frames) {
+    /* Nothing to resolve (a program that freed everything): no wait for
+     * the lock, which the background warm-up may hold for a while. */
+    rc = intern_symbolized(s, NULL);
+  } else {
+    sym_lock();
+    hs_symbolizer_t *sym = sym_for(&s->modules);
+    if (sym)
+      rc = intern_symbolized(s, sym);
+    sym_unlock();
+  }
   if (rc == 0) {
     s->symbolized = 1;
     free(s->raw);

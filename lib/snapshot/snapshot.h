@@ -104,10 +104,10 @@ HS_HIDDEN uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str);
 /* Turns the raw stage into the symbolized stage (idempotent). 0 or HS_E*. */
 HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
 
-/* Resolves, in the background, the return addresses of the stacks
- * interned so far, so that the debug information they need is read before
- * a snapshot needs it (the one at exit, mostly). Stops early when *stop
- * is set. Returns how many addresses it found (0 or more). */
+/* Reads, in the background, the debug information of every module the
+ * stacks interned so far run through (by resolving one address in each),
+ * before a snapshot needs it (the one at exit, mostly). Stops early when
+ * *stop is set. Returns how many modules it found. */
 HS_HIDDEN int hs__symbols_warm(const atomic_int *stop);
 /* Drops the symbolizer kept between snapshots (hs_stop: its memory). */
 HS_HIDDEN void hs__symbols_drop(void);

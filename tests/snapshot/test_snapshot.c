@@ -226,8 +226,8 @@ START_TEST(kept_and_warmed_symbolizer) {
   ck_assert_int_eq(hs__symbols_warm(&stop), 0);
   atomic_store(&stop, 0);
   hs__symbols_drop();
-  /* The population's stacks: their return addresses, once each. */
-  ck_assert_int_gt(hs__symbols_warm(&stop), 8);
+  /* The population's stacks run through this program and libc at least. */
+  ck_assert_int_ge(hs__symbols_warm(&stop), 2);
   hs_snapshot_t *warmed = snap();
   char *a = tracebacks_text(warmed);
   hs__symbols_drop();
