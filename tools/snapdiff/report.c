@@ -134,6 +134,7 @@ static char *key_bytes(const hs_frame_t *f, size_t n) {
   char *b = malloc(cap);
   if (!b)
     return NULL;
+  b[0] = '\0'; /* a row without frames (a hostile file) has the empty key */
   size_t used = 0;
   for (size_t i = 0; i < n; i++)
     used += (size_t)snprintf(b + used, cap - used, "%s\x1f%u\x1f%s\x1f%s\x1f%llx\x1e",
