@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "heapsnap.h"
 
 #define HS_HIDDEN __attribute__((visibility("hidden")))
@@ -111,6 +113,12 @@ HS_HIDDEN void hs__mem_populate_big(void *p, size_t size, size_t from,
 HS_HIDDEN void hs__mem_release_big(void *p, size_t size, size_t from,
                                    size_t to);
 HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
+
+/* Starts fn(NULL) on a thread of stack bytes with every signal blocked
+ * from its start (thread.c); its id in *out when out is not NULL.
+ * pthread_create's result. */
+HS_HIDDEN int hs__thread_start(pthread_t *out, void *(*fn)(void *),
+                               size_t stack, int detached);
 
 /* Fault injection seam for tests: when set, hs__mem_alloc calls it first
  * and fails when it returns non-zero. */

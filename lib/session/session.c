@@ -464,9 +464,6 @@ static void check_thresholds(void) {
 static void *writer_main(void *arg) {
   (void)arg;
   hs__guard_enter(); /* nothing this thread allocates is the host's */
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
   double next_tick = cfg.interval > 0 ? mono() + cfg.interval : 0;
   bytes_base = current_size();
   arm();
@@ -512,12 +509,7 @@ static void *writer_main(void *arg) {
 static int start_writer(void) {
   if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
     return -1;
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setstacksize(&a, 256 * 1024);
-  int rc = pthread_create(&writer, &a, writer_main, NULL);
-  pthread_attr_destroy(&a);
-  if (rc != 0) {
+  if (hs__thread_start(&writer, writer_main, 256 * 1024, 0) != 0) {
     close(wake_pipe[0]);
     close(wake_pipe[1]);
     wake_pipe[0] = wake_pipe[1] = -1;
@@ -543,9 +535,6 @@ static atomic_int warm_stop;
 static void *warm_main(void *arg) {
   (void)arg;
   hs__guard_enter();
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
   /* Only on a CPU nothing else wants: the work is speculative (a program
    * that frees everything has an exit snapshot with no stack to read),
    * and on the 2-thread workload at normal priority it took 35-40 ms of
@@ -566,18 +555,6 @@ static void *warm_main(void *arg) {
   if (!atomic_load(&warm_stop))
     (void)hs__symbols_warm(&warm_stop);
   return NULL;
-}
-
-static void start_warmer(void) {
-  pthread_t t;
-  pthread_attr_t a;
-  if (pthread_attr_init(&a) != 0)
-    return;
-  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&a, 256 * 1024);
-  /* Without it the exit snapshot does the same work itself. */
-  (void)pthread_create(&t, &a, warm_main, NULL);
-  pthread_attr_destroy(&a);
 }
 
 static int needs_writer(void) {
@@ -639,8 +616,9 @@ void hs__session_init(void) {
     goto out;
   if (hs_start(cfg.frames) != 0)
     goto out;
+  /* Without the warm-up the exit snapshot does the same work itself. */
   if (cfg.at_exit && cfg.warm)
-    start_warmer();
+    (void)hs__thread_start(NULL, warm_main, 256 * 1024, 1);
   if (needs_writer() && start_writer() != 0) {
     say("heapsnap: cannot start the snapshot thread; only the exit "
         "snapshot will be written\n");

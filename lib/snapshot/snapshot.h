@@ -109,7 +109,8 @@ HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
  * before a snapshot needs it (the one at exit, mostly). Stops early when
  * *stop is set. Returns how many modules it found. */
 HS_HIDDEN int hs__symbols_warm(const atomic_int *stop);
-/* Drops the symbolizer kept between snapshots (hs_stop: its memory). */
+/* Drops the symbolizer kept between snapshots, so that the next one
+ * starts from nothing (the tests compare the two). */
 HS_HIDDEN void hs__symbols_drop(void);
 /* In a fork child: the symbolization lock made anew (its holder, if any,
  * is not in the child). */

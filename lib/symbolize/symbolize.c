@@ -378,22 +378,24 @@ static int find_elf_by_name(Dwfl_Module *mod, void **userdata,
                             char **file_name, Elf **elfp) {
   (void)mod, (void)userdata, (void)base;
   *elfp = NULL;
-  if (modname && modname[0] == '/') {
-    int fd = open(modname, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char *name = strdup(modname);
-      if (name) {
-        *file_name = name;
-        return fd;
-      }
-      close(fd);
-    }
-  }
-  errno = ENOENT;
-  return -1;
+  int fd = modname && modname[0] == '/'
+               ? take(modname, NULL, 0, 0, 0, file_name)
+               : -1;
+  if (fd < 0)
+    errno = ENOENT;
+  return fd;
 }
 
 /* ---- modules ---- */
+
+/* Makes sm a copy of src, its path owned; 0, or -1 out of memory. */
+static int smod_init(smod_t *sm, const hs_module_t *src) {
+  sm->m = *src;
+  sm->m.path = strdup(src->path ? src->path : "");
+  if (sm->m.build_id_len > sizeof sm->m.build_id)
+    sm->m.build_id_len = 0; /* not from capture: do not trust */
+  return sm->m.path ? 0 : -1;
+}
 
 /* Opens the module's file at its recorded bias. A module whose file is gone,
  * or is not the one that was loaded (build-id differs), stays unusable. */
@@ -906,13 +908,8 @@ hs_symbolizer_t *hs__symbolizer_new_ex(const hs_module_list_t *mods,
     if (!s->mods || !s->order)
       goto fail;
     for (uint32_t i = 0; i < n; i++) {
-      const hs_module_t *src = &mods->mods[i];
-      s->mods[i].m = *src;
-      s->mods[i].m.path = strdup(src->path ? src->path : "");
-      if (!s->mods[i].m.path)
+      if (smod_init(&s->mods[i], &mods->mods[i]) != 0)
         goto fail;
-      if (s->mods[i].m.build_id_len > sizeof s->mods[i].m.build_id)
-        s->mods[i].m.build_id_len = 0; /* not from capture: do not trust */
       s->order[i] = i;
       s->nmods = i + 1;
     }
@@ -985,11 +982,7 @@ int hs__symbolizer_rebind(hs_symbolizer_t *s, const hs_module_list_t *mods) {
     order[j] = j;
     if (taken[j])
       continue;
-    nm[j].m = mods->mods[j];
-    nm[j].m.path = strdup(mods->mods[j].path ? mods->mods[j].path : "");
-    ok = nm[j].m.path != NULL;
-    if (nm[j].m.build_id_len > sizeof nm[j].m.build_id)
-      nm[j].m.build_id_len = 0;
+    ok = smod_init(&nm[j], &mods->mods[j]) == 0;
   }
   if (!ok) {
     for (uint32_t j = 0; nm && j < n; j++)

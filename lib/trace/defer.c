@@ -476,21 +476,9 @@ void hs__defer_start(int sampling) {
     if (membarrier_do(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
       atomic_store(&solo, SOLO_FREE);
   }
-  if (!thread_started && want == 2 && cpus_available() >= 2) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_t t;
-    if (pthread_attr_init(&attr) == 0) {
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      pthread_attr_setstacksize(&attr, 64 * 1024);
-      if (pthread_create(&t, &attr, applier, NULL) == 0)
-        thread_started = 1;
-      pthread_attr_destroy(&attr);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-  }
+  if (!thread_started && want == 2 && cpus_available() >= 2 &&
+      hs__thread_start(NULL, applier, 64 * 1024, 1) == 0)
+    thread_started = 1;
   __atomic_store_n(&hs__defer_on, 1, __ATOMIC_RELEASE);
 }
 

@@ -3,9 +3,10 @@
  * Heap blocks (domain 0) live in 64 shards of 16-byte slots: the pointer,
  * and the requested size (40 bits) packed with the stack id (24 bits). That
  * keeps the cost per live block under 48 bytes at the worst load (3/8 after
- * a doubling of hashed slots, 7/16 of slots placed by address). Traces that do not fit - other domains, a NULL pointer, a
- * size of 1 TiB or more - go to one small "wide" table with its own lock;
- * it is empty in most programs, and the hot path checks that with one load.
+ * a doubling of hashed slots, 7/16 of slots placed by address). Traces that
+ * do not fit - other domains, a NULL pointer, a size of 1 TiB or more - go
+ * to one small "wide" table with its own lock; it is empty in most
+ * programs, and the hot path checks that with one load.
  * Deletion shifts later entries back (linear probing), so there are no
  * tombstones and lookups stay short. */
 #include <string.h>
@@ -298,8 +299,8 @@ static int shard_rebuild(trace_shard_t *sh, uint32_t ncap, int hashed) {
     (void)place(old, ocap, done, ns, ncap, hashed, 0, 0, &maxrun, &d);
   }
   sh->maxrun = maxrun;
-  if (sh->slots)
-    hs__mem_free_big(HS_MEM_TRACES, sh->slots, (sh->mask + 1) * sizeof *ns);
+  if (old)
+    hs__mem_free_big(HS_MEM_TRACES, old, (size_t)ocap * sizeof *ns);
   /* Stored atomically for hs__traces_prefetch, which reads unlocked. */
   __atomic_store_n(&sh->slots, ns, __ATOMIC_RELAXED);
   __atomic_store_n(&sh->mask, ncap - 1, __ATOMIC_RELAXED);
@@ -402,8 +403,8 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
    * far (CPython's shards, rebuilt at 3/4: no trace further than 4 slots
    * from home), and a layout whose runs do grow long is caught by its
    * probe count, which doubles the table at half load or more. */
-  uint64_t cap = sh->slots ? (uint64_t)sh->mask + 1 : 0;
-  if (!sh->slots || ((uint64_t)sh->count + 1) * 8 > cap * (sh->hashed ? 6 : 7)) {
+  if (!sh->slots || ((uint64_t)sh->count + 1) * 8 >
+                        ((uint64_t)sh->mask + 1) * (sh->hashed ? 6 : 7)) {
     /* Past that a failed growth still leaves room to probe into. */
     if (shard_grow(sh) != 0 && (!sh->slots || sh->count + 2 > sh->mask + 1)) {
       __atomic_store_n(&sh->inserts, sh->inserts - 1, __ATOMIC_RELAXED);
