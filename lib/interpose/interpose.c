@@ -134,9 +134,18 @@ static inline int tracing_here(void) {
 
 /* Inlined into its callers: every frame between the host's call and the
  * unwinder is one more frame to walk. */
+/* Sampling passes most calls over on its fast paths, ld.so's among them,
+ * so a sampled capture cannot trust that a module change was seen: it has
+ * the unwinder check its modules (cheap at sampling's rate). */
+static inline void sampled_capture_checks(void) {
+  if (atomic_load_explicit(&hs__sample_rate, memory_order_relaxed))
+    hs__unwind_modules_changed();
+}
+
 static inline __attribute__((always_inline)) void
 record_alloc(void *p, size_t size, uintptr_t caller) {
   int saved = errno;
+  sampled_capture_checks();
   hs__guard_enter();
   hs__record_alloc(p, size, caller);
   hs__guard_exit();
@@ -162,11 +171,13 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
                                                    int counted) {
   if (HS_UNLIKELY(!is_ready()))
     return pool_alloc(size, 16);
+  hs__unwind_note_caller(caller);
   if (!wanted(size, counted))
     return real.malloc(size);
   void *p = real.malloc(size);
   if (!p)
     return p;
+  sampled_capture_checks();
   /* Unwound here, inline: this is the only heapsnap frame on the stack
    * the unwinder walks. */
   int saved = errno;
@@ -211,9 +222,10 @@ EXPORT void *malloc(size_t size) {
   return malloc_slow(size, CALLER, counted);
 }
 
-static __attribute__((noinline)) void free_slow(void *p) {
+static __attribute__((noinline)) void free_slow(void *p, uintptr_t caller) {
   if (!p || in_pool(p))
     return;
+  hs__unwind_note_caller(caller); /* dlclose frees the module's link map */
   if (tracing_here() && hs__traces_may_hold((uintptr_t)p)) {
     int saved = errno;
     hs__guard_enter();
@@ -238,7 +250,7 @@ EXPORT void free(void *p) {
                                          : fast == HS_FAST_OFF && !in_pool(p))
     real.free(p);
   else
-    free_slow(p);
+    free_slow(p, CALLER);
 }
 
 static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size,
@@ -253,6 +265,7 @@ static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size,
     return pool_alloc(total, 16); /* the pool is static: already zero */
   }
   size_t total;
+  hs__unwind_note_caller(caller); /* dlopen callocs the module's link map */
   if (!__builtin_mul_overflow(n, size, &total) && wanted(total, counted)) {
     void *p = real.calloc(n, size);
     if (p)
@@ -340,6 +353,7 @@ static __attribute__((noinline)) void *realloc_slow(void *old, size_t size,
                                                     int counted) {
   if (HS_UNLIKELY(!is_ready()))
     return pool_realloc(old, size);
+  hs__unwind_note_caller(caller);
   return do_realloc(old, size, caller, counted);
 }
 

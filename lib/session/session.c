@@ -264,8 +264,10 @@ static int read_config(void) {
       cfg.unwind = HS_UNWIND_FAST;
     else if (!strcmp(v, "libunwind"))
       cfg.unwind = HS_UNWIND_LIBUNWIND;
+    else if (!strcmp(v, "verify"))
+      cfg.unwind = HS_UNWIND_VERIFY;
     else
-      BAD("HEAPSNAP_UNWIND", v, "expected fast or libunwind");
+      BAD("HEAPSNAP_UNWIND", v, "expected fast, libunwind or verify");
   }
   if ((v = getenv("HEAPSNAP_SAMPLE")) && *v) {
     /* "default" or a byte count (K, M, G); 0 traces every allocation. */
@@ -702,6 +704,13 @@ static void session_exit(void) {
 
 void hs__session_exit(void) {
   session_exit();
+  if (cfg.unwind == HS_UNWIND_VERIFY) {
+    hs__guard_enter();
+    int saved = errno;
+    hs__unwind_report(getenv("HEAPSNAP_UNWIND_LOG"));
+    errno = saved;
+    hs__guard_exit();
+  }
   if (fault.on) {
     hs__guard_enter();
     int saved = errno;

@@ -421,9 +421,11 @@ void hs__fork_prepare(void) {
   pthread_mutex_lock(&control_mu);
   hs__defer_fork_prepare();
   lock_tables();
+  hs__unwind_fork_prepare();
 }
 
 void hs__fork_parent(void) {
+  hs__unwind_fork_parent();
   unlock_tables();
   hs__defer_fork_parent();
   pthread_mutex_unlock(&control_mu);
@@ -431,6 +433,7 @@ void hs__fork_parent(void) {
 
 void hs__fork_child(void) {
   /* Only this thread exists now; whatever the others held is free. */
+  hs__unwind_fork_child();
   hs__traces_reset_locks();
   hs__stacks_reset_locks();
   hs__defer_fork_child();

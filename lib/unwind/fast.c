@@ -1,14 +1,10 @@
-/* fast.c - stack capture by frame pointers where the code has them, and by
- * libunwind, one frame at a time, where it does not.
- *
- * Whether a return address lies in code that keeps a frame pointer is a
- * property of the address, learned once from libunwind (which reads the
- * DWARF call-frame information) and kept in a table shared by all threads.
- * A frame-pointer step is two loads, checked against the thread's stack;
- * a libunwind step costs a cursor set-up and a CFI look-up, so the part of
- * the stack that libunwind walked (typically the C library's frames below
- * main or a thread's start routine) is remembered per thread and reused
- * while the return addresses it was read from are unchanged. */
+/* fast.c - stack capture from the rules of each return address (cfi.c):
+ * a frame-pointer frame or one whose CFA is rsp or rbp plus a constant is
+ * two or three loads, checked against the thread's stack; anything else is
+ * stepped by libunwind, one frame at a time. The part of the stack walked
+ * from the first frame that is not a frame-pointer one is remembered per
+ * thread and reused while the return addresses it was read from are
+ * unchanged: its id cell then spares the trace layer the hashing. */
 #define _GNU_SOURCE /* pthread_getattr_np */
 #include <pthread.h>
 #include <string.h>
@@ -25,58 +21,35 @@ void hs__unwind_set_mode(int mode) {
   __atomic_store_n(&hs__unwind_mode, mode, __ATOMIC_RELAXED);
 }
 
-/* ---- what kind of frame a return address is in ---- */
-enum { K_UNKNOWN, K_FP, K_OTHER, K_END };
-#define KIND_BITS 14
-#define KIND_SLOTS (1u << KIND_BITS)
-#define KIND_PROBES 4
-/* address << 2 | kind; 0 = empty. One word, so a reader never sees half
- * of another writer's entry. */
-static _Atomic uint64_t kinds[KIND_SLOTS];
-
-static inline unsigned kind_home(uintptr_t pc) {
-  uint64_t h = (uint64_t)pc * 0x9E3779B97F4A7C15ull;
-  return (unsigned)(h >> (64 - KIND_BITS));
-}
-
-static inline int kind_get(uintptr_t pc) {
-  unsigned i = kind_home(pc);
-  for (unsigned k = 0; k < KIND_PROBES; k++) {
-    uint64_t w = atomic_load_explicit(&kinds[(i + k) & (KIND_SLOTS - 1)],
-                                      memory_order_relaxed);
-    if (w >> 2 == (uint64_t)pc)
-      return (int)(w & 3);
-    if (!w)
-      return K_UNKNOWN;
-  }
-  return K_UNKNOWN;
-}
-
-static void kind_put(uintptr_t pc, int kind) {
-  unsigned i = kind_home(pc);
-  uint64_t w = (uint64_t)pc << 2 | (uint64_t)kind;
-  for (unsigned k = 0; k < KIND_PROBES; k++) {
-    _Atomic uint64_t *e = &kinds[(i + k) & (KIND_SLOTS - 1)];
-    uint64_t old = atomic_load_explicit(e, memory_order_relaxed);
-    if (!old || old >> 2 == (uint64_t)pc) {
-      atomic_store_explicit(e, w, memory_order_relaxed);
-      return;
-    }
-  }
-  /* Full neighbourhood: the address is learned again next time. */
-}
-
-/* The frame-pointer return addresses this thread met last, four cache
- * lines of them: the shared table's entries are spread over 128 KiB, and
- * between two captures a program that works through more memory than the
- * cache holds evicts them (on the C workload, most of a capture's time was
- * those misses). A kind never changes once learned. */
-#define FP_SEEN_BITS 5
-static __thread uintptr_t fp_seen[1u << FP_SEEN_BITS]
+/* ---- the rules this thread met last ---- */
+/* The shared table's entries are spread over 256 KiB, and between two
+ * captures a program that works through more memory than the cache holds
+ * evicts them (on the C workload, most of a capture's time was those
+ * misses). Dropped with the shared table (hs__rules_gen). */
+#define SEEN_BITS 7
+static __thread uint64_t seen[1u << SEEN_BITS]
     __attribute__((tls_model("initial-exec")));
-static inline unsigned fp_seen_slot(uintptr_t pc) {
+static __thread unsigned seen_gen __attribute__((tls_model("initial-exec")));
+static inline unsigned seen_slot(uintptr_t pc) {
   return (unsigned)(((uint64_t)pc * 0x9E3779B97F4A7C15ull) >>
-                    (64 - FP_SEEN_BITS));
+                    (64 - SEEN_BITS));
+}
+
+static inline unsigned rule_of(uintptr_t pc) {
+  uint64_t *c = &seen[seen_slot(pc)];
+  if (HS_LIKELY(*c >> HS_RULE_BITS == (uint64_t)pc))
+    return (unsigned)*c & HS_RULE_MASK;
+  uint64_t w = hs__rule_lookup(pc);
+  unsigned r;
+  if (w) {
+    r = (unsigned)w & HS_RULE_MASK;
+  } else {
+    r = hs__rule_learn(pc);
+    if (r & HS_RULE_TRANSIENT)
+      return r & HS_RULE_MASK;
+  }
+  *c = hs__rule_word(pc, r);
+  return r;
 }
 
 /* ---- the thread's stack ---- */
@@ -158,6 +131,31 @@ static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
   return 1;
 }
 
+/* The frames after a signal trampoline at pc, appended to out from n: the
+ * trampoline is entered by a return, so libunwind is given pc itself, and
+ * restores the interrupted registers from the signal frame. Returns the
+ * new count; *end set when the outermost frame was reached. */
+static int rest_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                          uintptr_t *out, int n, int max, int *end) {
+  unw_context_t uc;
+  memset(&uc.uc_mcontext, 0, sizeof uc.uc_mcontext);
+  uc.uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
+  uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+  uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
+  unw_cursor_t c;
+  if (unw_init_local(&c, &uc) < 0)
+    return n;
+  int r = 1;
+  while (n < max && (r = unw_step(&c)) > 0) {
+    unw_word_t ip;
+    if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || !ip)
+      return n;
+    out[n++] = ip;
+  }
+  *end = n < max && r == 0;
+  return n;
+}
+
 /* ---- the per-thread memo of the libunwind-walked part ---- */
 /* A few entries, so that the handful of allocation sites a loop cycles
  * through (CPython's object, dict and string allocations, say) each keep
@@ -188,16 +186,31 @@ typedef struct {
 static __thread tail_t tails[TAILS] __attribute__((tls_model("initial-exec")));
 static __thread unsigned tail_next __attribute__((tls_model("initial-exec")));
 
-/* When the libunwind-walked part keeps changing (code without frame
- * pointers all the way up, as in most distribution binaries), walking it
- * a frame at a time costs far more than unw_backtrace, whose own cache
- * serves such stacks. So the walks that need libunwind are counted per
- * window of captures that reach such a frame: past MISSES_PER_WINDOW (an
- * eighth: a miss costs a few unw_backtrace calls, a hit next to nothing),
- * a capture that the memo cannot serve steps aside for unw_backtrace, for
- * a number of such captures that doubles each time, up to SKIP_MAX; and
- * halves after each window that stays under it, so that a burst of new
- * stacks (a program's start-up, say) does not cost the rest of the run. */
+/* Drops this thread's copies once the shared rules were dropped, after
+ * checking whether a module came or went. */
+static inline void seen_sync(void) {
+  if (HS_UNLIKELY(atomic_load_explicit(&hs__modules_dirty,
+                                       memory_order_relaxed)))
+    hs__unwind_check_modules();
+  unsigned g = atomic_load_explicit(&hs__rules_gen, memory_order_acquire);
+  if (HS_UNLIKELY(g != seen_gen)) {
+    memset(seen, 0, sizeof seen);
+    for (unsigned k = 0; k < TAILS; k++)
+      tails[k].pc = 0;
+    seen_gen = g;
+  }
+}
+
+
+/* When the stacks keep changing (code without frame pointers all the way
+ * up, with many call paths), consulting and recording the memo costs more
+ * than it saves: the walk by rules is cheap, the copies of 48 frames and
+ * their slots are not. So the captures that reach such a frame are
+ * counted per window: past MISSES_PER_WINDOW memo misses (an eighth), the
+ * memo is left out for a number of such captures that doubles each time,
+ * up to SKIP_MAX; and halves after each window that stays under it, so
+ * that a burst of new stacks (a program's start-up, say) does not cost
+ * the rest of the run. */
 #define WINDOW 256
 #define MISSES_PER_WINDOW 32
 #define SKIP_MIN 1024
@@ -205,7 +218,7 @@ static __thread unsigned tail_next __attribute__((tls_model("initial-exec")));
 static __thread struct {
   unsigned seen;   /* captures in this window that met such a frame */
   unsigned misses; /* of those, walks the memo could not serve */
-  unsigned skip;   /* memo misses left to unw_backtrace */
+  unsigned skip;   /* captures left to walk without the memo */
   unsigned next_skip;
 } adapt __attribute__((tls_model("initial-exec")));
 
@@ -270,106 +283,52 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
       return 0;
     f = up;
   }
+  seen_sync();
   uintptr_t pc = caller_ret, sp = f + 16, bp = ((const uintptr_t *)f)[0];
   int n = 0;
   out[n++] = pc;
-  /* Recording the libunwind-walked part: where it began, and each step;
-   * kept aside until the walk proves complete, so that a failed recording
-   * never corrupts the remembered one. */
-  int rec = -1, rn = 0;
+  /* Recording the part from the first frame that is not a frame-pointer
+   * one: where it began, and each step; kept aside until the walk proves
+   * complete, so that a failed recording never corrupts the remembered
+   * one. memo_off: this capture neither consults nor records. */
+  int rec = -1, rn = 0, memo_off = 0, at_end = 0;
   uintptr_t rpc = 0, rsp = 0, rbp = 0;
   uintptr_t rra[TAIL_MAX], rslot[TAIL_MAX];
   const uintptr_t hi = stack_hi; /* out[] may alias it: keep it local */
   while (n < max) {
-    if (rec < 0) {
-      /* The common frame, in as few instructions as it takes: a return
-       * address this thread has seen as a frame-pointer one (or found so
-       * at its home slot in the shared table), and a frame pointer inside
-       * the stack. */
-      uintptr_t *seen = &fp_seen[fp_seen_slot(pc)];
-      int fp = *seen == pc;
-      if (!fp && atomic_load_explicit(&kinds[kind_home(pc)],
-                                      memory_order_relaxed) ==
-                     ((uint64_t)pc << 2 | K_FP)) {
-        *seen = pc;
-        fp = 1;
-      }
-      if (fp && fp_ok_below(bp, sp, hi)) {
-        uintptr_t nip = ((const uintptr_t *)bp)[1];
-        if (!nip)
-          break;
-        out[n++] = nip;
-        pc = nip;
-        sp = bp + 16;
-        bp = ((const uintptr_t *)bp)[0];
-        continue;
-      }
-    }
-    int kind = kind_get(pc);
-    uintptr_t nip, nsp, nbp;
-    int stepped = 0;
-    if (kind == K_UNKNOWN) {
-      /* First sight of this address: libunwind's step says what kind of
-       * frame it is (and serves as this frame's step). */
-      int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
-      if (r <= 0) {
-        if (r == 0)
-          kind_put(pc, K_END);
-        break;
-      }
-      kind = fp_ok(bp, sp) && nsp == bp + 16 &&
-                     ((const uintptr_t *)bp)[1] == nip &&
-                     ((const uintptr_t *)bp)[0] == nbp
-                 ? K_FP
-                 : K_OTHER;
-      kind_put(pc, kind);
-      stepped = 1;
-    }
-    if (kind == K_END)
+    unsigned r = rule_of(pc);
+    unsigned t = hs__rule_type(r);
+    if (t == HS_RULE_END) {
+      at_end = 1;
       break;
-    if (kind == K_FP && fp_ok(bp, sp)) {
-      if (!stepped) {
-        nip = ((const uintptr_t *)bp)[1];
-        nbp = ((const uintptr_t *)bp)[0];
-        nsp = bp + 16;
+    }
+    uintptr_t nip, nsp, nbp;
+    if (rec < 0 && !memo_off && r != HS_RULE_FP) {
+      if (++adapt.seen >= WINDOW) {
+        adapt.seen = 0;
+        adapt.misses = 0;
+        adapt.next_skip /= 2;
+        if (adapt.next_skip < SKIP_MIN)
+          adapt.next_skip = 0;
       }
-    } else {
-      if (rec < 0) {
-        if (++adapt.seen >= WINDOW) {
-          adapt.seen = 0;
-          adapt.misses = 0;
-          adapt.next_skip /= 2;
-          if (adapt.next_skip < SKIP_MIN)
-            adapt.next_skip = 0;
-        }
-        tail_t *t = tail_find(pc, sp, bp, max - n);
-        if (t) {
-          int hn = n, total = n + (t->n < max - n ? t->n : max - n);
+      if (adapt.skip) {
+        adapt.skip--;
+        memo_off = 1;
+      } else {
+        tail_t *tl = tail_find(pc, sp, bp, max - n);
+        if (tl) {
+          int hn = n, total = n + (tl->n < max - n ? tl->n : max - n);
           if (memo) {
-            *memo = head_memo(&t->head, out, hn, total);
+            *memo = head_memo(&tl->head, out, hn, total);
             /* The caller takes the id from the cell and never reads the
              * frames: a CPython stack is some 30 of them. */
             if (s && *memo && (*memo)->state == s)
               return total;
           }
-          for (int i = 0; i < t->n && n < max; i++)
-            out[n++] = t->ra[i];
+          for (int i = 0; i < tl->n && n < max; i++)
+            out[n++] = tl->ra[i];
           return n;
         }
-        if (adapt.skip) {
-          adapt.skip--;
-          return 0;
-        }
-      }
-      if (!stepped) {
-        int r = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
-        if (r <= 0) {
-          if (r == 0)
-            kind_put(pc, K_END);
-          break;
-        }
-      }
-      if (rec < 0) {
         rec = 0;
         rn = n;
         rpc = pc;
@@ -377,8 +336,35 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
         rbp = bp;
       }
     }
+    if (HS_UNLIKELY(r == HS_RULE_SIGNAL)) {
+      n = rest_libunwind(pc, sp, bp, out, n, max, &at_end);
+      if (rec >= 0)
+        rec = TAIL_MAX + 1; /* its slots are not return addresses' */
+      break;
+    }
+    int stepped = 0;
+    if (t != HS_RULE_OTHER) {
+      /* Every load is inside the stack, above sp: a rule that does not
+       * fit this stack leaves the frame to libunwind. */
+      uintptr_t cfa = (t == HS_RULE_SP ? sp : bp) + 8u * hs__rule_a(r);
+      unsigned b = hs__rule_b(r);
+      uintptr_t low = cfa - 8u * (b > 1 ? b : 1);
+      if (cfa <= hi && low >= sp && low < cfa && !(cfa & 7)) {
+        nip = ((const uintptr_t *)cfa)[-1];
+        nbp = b ? ((const uintptr_t *)cfa)[-(int)b] : bp;
+        nsp = cfa;
+        stepped = 1;
+      }
+    }
+    if (!stepped) {
+      int rs = step_libunwind(pc, sp, bp, &nip, &nsp, &nbp);
+      if (rs <= 0) {
+        at_end = rs == 0;
+        break;
+      }
+    }
     /* Callers live at higher addresses; anything else is a broken chain. */
-    if (!nip || nsp <= sp || nsp > stack_hi)
+    if (!nip || nsp <= sp || nsp > hi)
       break;
     if (rec >= 0 && rec < TAIL_MAX) {
       rra[rec] = nip;
@@ -395,14 +381,13 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
   /* Remembered when it reached the outermost frame or was cut short by
    * max (then it serves requests for no more frames), not when the chain
    * broke. */
-  int complete = kind_get(pc) == K_END;
-  if (rec >= 0 && rec <= TAIL_MAX && (complete || n == max)) {
+  if (rec >= 0 && rec <= TAIL_MAX && (at_end || n == max)) {
     tail_t *t = &tails[tail_next++ % TAILS];
     t->pc = rpc;
     t->sp = rsp;
     t->bp = bp_key(rbp, rsp);
     t->n = rec;
-    t->complete = complete;
+    t->complete = at_end;
     memcpy(t->ra, rra, (size_t)rec * sizeof *rra);
     memcpy(t->slot, rslot, (size_t)rec * sizeof *rslot);
     t->head.hn = -1;
