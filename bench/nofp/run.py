@@ -223,7 +223,7 @@ def main():
 
     print("no-frame-pointer benchmark: wall and CPU time (user+sys of the "
           "process tree, from wait4) of each configuration, best of %d "
-          "rounds, rows interleaved (each round runs every row once); "
+          "rounds (wall and CPU each their own best), rows interleaved (each round runs every row once); "
           "ratios to the untraced row; spread = slowest wall time over the "
           "best; heapsnap rows include the exit snapshot" % a.repeat)
     for name, cmd, extra, binary, kind in workloads:
