@@ -87,8 +87,15 @@ run sd_output_missing_dir 1 "^snapdiff: $D/nodir/r.txt: No such file or director
 run sd_output_under_file 1 "^snapdiff: $D/notadir/r.txt: Not a directory$" \
   "$SD" -o "$D/notadir/r.txt" "$D/good.hsnap"
 run sd_output_in_proc 1 "^snapdiff: /proc/self/r.txt: " "$SD" -o /proc/self/r.txt "$D/good.hsnap"
-run sd_output_dev_null 2 "^snapdiff: /dev/null: the output is not a regular file" \
-  "$SD" -o /dev/null "$D/good.hsnap"
+# A device at the output: its own node (as /dev/null is), so that a snapdiff
+# that renames over it replaces this copy, never the system's.
+if mknod "$D/null" c 1 3 2>/dev/null; then
+  run sd_output_device 2 "^snapdiff: $D/null: the output is not a regular file" \
+    "$SD" -o "$D/null" "$D/good.hsnap"
+  [ -c "$D/null" ] || fail "sd_output_device: the device node was replaced"
+else
+  echo "SKIPPED sd_output_device: mknod needs root" >&2
+fi
 run sd_output_is_dir 2 "^snapdiff: $D/adir: the output is not a regular file" \
   "$SD" -o "$D/adir" "$D/good.hsnap"
 SAME="the output is the input"
