@@ -760,6 +760,15 @@ int hs__hsnap_read_mem(const void *buf, size_t len, const char *name,
   return parse(&r, out);
 }
 
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m)    ? "a directory"
+         : S_ISFIFO(m) ? "a FIFO"
+         : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m)  ? "a character device"
+         : S_ISBLK(m)  ? "a block device"
+                       : "a special file";
+}
+
 int hs__hsnap_read(const char *path, struct hs_snapshot **out, char *err,
                    size_t errlen) {
   struct rd r = {NULL, 0, path ? path : "(null)", err, errlen};
@@ -768,10 +777,18 @@ int hs__hsnap_read(const char *path, struct hs_snapshot **out, char *err,
   if (!path || !out)
     return fail(&r, HS_EINVAL, "invalid argument");
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO with no writer (or a tty, or some devices)
+   * would wait forever; only a regular file is read, and it never blocks
+   * once the flag is cleared. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    fail(&r, HS_EIO, "cannot open: %s", strerror(e));
+    struct stat ls;
+    /* A socket cannot be opened at all (ENXIO): name what it is instead. */
+    if (e == ENXIO && stat(path, &ls) == 0 && !S_ISREG(ls.st_mode))
+      fail(&r, HS_EIO, "not a regular file (%s)", file_kind(ls.st_mode));
+    else
+      fail(&r, HS_EIO, "cannot open: %s", strerror(e));
     errno = e;
     return HS_EIO;
   }
@@ -785,7 +802,13 @@ int hs__hsnap_read(const char *path, struct hs_snapshot **out, char *err,
   }
   if (!S_ISREG(st.st_mode)) {
     e = EINVAL;
-    rc = fail(&r, HS_EIO, "not a regular file");
+    rc = fail(&r, HS_EIO, "not a regular file (%s)", file_kind(st.st_mode));
+    goto out;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    e = errno;
+    rc = fail(&r, HS_EIO, "cannot read: %s", strerror(e));
     goto out;
   }
   uint64_t size = (uint64_t)st.st_size;

@@ -58,6 +58,19 @@ static pthread_t writer;
 static int writer_started;
 static unsigned seq;          /* next sequence number; writer thread only */
 static char progname[256];
+/* The template for the processes after this one when ours has no %p. */
+static char child_output[PATH_MAX];
+
+/* Snapshots this process could not write. The first failure is said at
+ * once; the others are only counted, and the count is said at exit, so a
+ * full disk costs a process two lines, not one per snapshot. Atomics: the
+ * writer thread and the exit path both write snapshots, and a writer that
+ * outlived its 5 s join at exit may still be failing. */
+static atomic_uint lost;           /* snapshots that failed */
+static atomic_uint attempted;      /* snapshots tried */
+static atomic_int first_claimed;   /* someone is filling first_fail */
+static atomic_int first_ready;     /* first_fail is complete */
+static char first_fail[PATH_MAX + 256]; /* "PATH: REASON" */
 
 /* ---- messages: write(2) only, never stdio (host buffering) ---- */
 
@@ -189,6 +202,30 @@ static int valid_template(const char *t) {
         return 0;
     }
   return 1;
+}
+
+int hs__template_add_pid(const char *t, char *out, size_t len) {
+  const char *base = strrchr(t, '/');
+  base = base ? base + 1 : t;
+  const char *n_at = NULL, *dot = NULL;
+  for (const char *p = t; *p; p++) {
+    if (*p == '%') {
+      if (p[1] == 'p')
+        return snprintf(out, len, "%s", t) >= (int)len ? -1 : 0;
+      if (p[1] == 'n' && p >= base && !n_at)
+        n_at = p;
+      if (p[1])
+        p++;
+    } else if (*p == '.' && p > base) {
+      dot = p;
+    }
+  }
+  /* Next to the sequence number, as in the default name; else before the
+   * extension; else at the end. */
+  const char *at = n_at ? n_at : dot ? dot : t + strlen(t);
+  const char *ins = n_at ? "%p." : ".%p";
+  int w = snprintf(out, len, "%.*s%s%s", (int)(at - t), t, ins, at);
+  return w < 0 || (size_t)w >= len ? -1 : 1;
 }
 
 /* Reads every HEAPSNAP_* variable; on any bad value says which and leaves
@@ -342,6 +379,33 @@ static void expand(char *out, size_t len, unsigned n, const char *word) {
   out[o] = '\0';
 }
 
+/* Counts a snapshot that could not be written; the first one is said. */
+static void note_failure(const char *path, int io, const char *reason) {
+  atomic_fetch_add(&lost, 1);
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&first_claimed, &expected, 1))
+    return;
+  snprintf(first_fail, sizeof first_fail, "%s: %s", path, reason);
+  atomic_store_explicit(&first_ready, 1, memory_order_release);
+  if (io)
+    say("heapsnap: cannot write %s: %s\n", path, reason);
+  else
+    say("heapsnap: snapshot for %s failed: %s\n", path, reason);
+}
+
+/* Writes s to path (s stays the caller's); returns 0 or an HS_E* code,
+ * already counted and, when it is the first, reported. */
+static int dump_counted(hs_snapshot_t *s, const char *path) {
+  atomic_fetch_add(&attempted, 1);
+  int rc = hs_snapshot_dump(s, path);
+  int e = errno;
+  if (rc == HS_EIO)
+    note_failure(path, 1, strerror(e));
+  else if (rc != 0)
+    note_failure(path, 0, hs_strerror(rc));
+  return rc;
+}
+
 /* Takes and writes one snapshot; word NULL uses the next free number.
  * Returns 0 or an HS_E* code (already reported). */
 static int write_snapshot(const char *word) {
@@ -361,17 +425,13 @@ static int write_snapshot(const char *word) {
   int rc = hs_take_snapshot(&s);
   if (rc == HS_ENOTTRACING)
     return rc;
-  if (rc == 0) {
-    rc = hs_snapshot_dump(s, path);
-    int e = errno;
-    hs_snapshot_free(s);
-    if (rc == HS_EIO) {
-      say("heapsnap: cannot write %s: %s\n", path, strerror(e));
-      return rc;
-    }
+  if (rc != 0) {
+    atomic_fetch_add(&attempted, 1);
+    note_failure(path, 0, hs_strerror(rc));
+    return rc;
   }
-  if (rc != 0)
-    say("heapsnap: snapshot for %s failed: %s\n", path, hs_strerror(rc));
+  rc = dump_counted(s, path);
+  hs_snapshot_free(s);
   return rc;
 }
 
@@ -438,8 +498,7 @@ static void write_peak(void) {
     return;
   char path[PATH_MAX];
   expand(path, sizeof path, 0, "peak");
-  if (hs_snapshot_dump(peak_snap, path) == HS_EIO)
-    say("heapsnap: cannot write %s: %s\n", path, strerror(errno));
+  (void)dump_counted(peak_snap, path);
   hs_snapshot_free(peak_snap);
   peak_snap = NULL;
   peak_written = mono();
@@ -612,6 +671,19 @@ void hs__session_init(void) {
   size_t nl = strnlen(name, sizeof progname - 1);
   memcpy(progname, name, nl);
   progname[nl] = '\0';
+  if (cfg.follow_fork || cfg.follow_exec) {
+    /* Other processes will trace too: with one name they would write each
+     * other's files. This process keeps the name it was given (a fixed
+     * name was asked for); every process after it has the pid in its name:
+     * a forked child takes child_output (hs__session_fork_child), an exec'd
+     * one inherits it in HEAPSNAP_OUTPUT and so does not add it again.
+     * Silent: the launcher puts %p in the template and says so itself. */
+    if (hs__template_add_pid(cfg.output, child_output, sizeof child_output) ==
+        1)
+      setenv("HEAPSNAP_OUTPUT", child_output, 1);
+    else
+      child_output[0] = '\0';
+  }
   if (!cfg.follow_exec)
     drop_from_preload();
   if (cfg.sample && hs_set_sample_rate((size_t)cfg.sample, 0) != 0)
@@ -650,6 +722,15 @@ void hs__session_fork_child(void) {
     return;
   }
   seq = 0;
+  if (child_output[0]) {
+    snprintf(cfg.output, sizeof cfg.output, "%s", child_output);
+    child_output[0] = '\0'; /* its own children inherit %p as it is */
+  }
+  /* The child's losses are its own: it says its first and counts them. */
+  atomic_store(&lost, 0);
+  atomic_store(&attempted, 0);
+  atomic_store(&first_claimed, 0);
+  atomic_store(&first_ready, 0);
   if (wake_pipe[0] >= 0) {
     close(wake_pipe[0]);
     close(wake_pipe[1]);
@@ -702,12 +783,34 @@ static void session_exit(void) {
   hs__guard_exit();
 }
 
+/* The exit's account of what was lost, when the first failure's line
+ * does not already say it all (one snapshot, lost at this exit). */
+static void loss_report(int exit_failed_alone) {
+  unsigned n = atomic_load(&lost);
+  if (n == 0 || exit_failed_alone ||
+      !atomic_load_explicit(&first_ready, memory_order_acquire))
+    return;
+  say("heapsnap: %s (pid %ld): %u of %u snapshot%s could not be written; "
+      "the first: %s\n",
+      progname[0] ? progname : "process", (long)getpid(), n,
+      atomic_load(&attempted), atomic_load(&attempted) == 1 ? "" : "s",
+      first_fail);
+}
+
 void hs__session_exit(void) {
+  unsigned before = atomic_load(&lost);
   session_exit();
   if (cfg.unwind == HS_UNWIND_VERIFY) {
     hs__guard_enter();
     int saved = errno;
     hs__unwind_report(getenv("HEAPSNAP_UNWIND_LOG"));
+    errno = saved;
+    hs__guard_exit();
+  }
+  if (atomic_load(&lost)) {
+    hs__guard_enter();
+    int saved = errno;
+    loss_report(before == 0 && atomic_load(&lost) == 1);
     errno = saved;
     hs__guard_exit();
   }

@@ -17,4 +17,10 @@ HS_HIDDEN void hs__session_exit(void);
 /* "USR2", "SIGUSR2", "RTMIN+3" or a number; -1 when not a usable signal. */
 HS_HIDDEN int hs__parse_signal(const char *name);
 
+/* Copies the output template t to out with a process id inserted when it
+ * has none: before %n (x.%n.hsnap -> x.%p.%n.hsnap), else before the file
+ * name's extension (x.hsnap -> x.%p.hsnap), else at the end. Returns 1
+ * when it inserted one, 0 when t already had %p, -1 when out is short. */
+HS_HIDDEN int hs__template_add_pid(const char *t, char *out, size_t len);
+
 #endif

@@ -7,6 +7,7 @@
 #include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "heapsnap.h"
+#include "session/session.h"
 
 #ifndef HS_BUILD_LIBDIR
 #define HS_BUILD_LIBDIR ""
@@ -226,8 +228,72 @@ static size_t only_new(found_t *list, size_t n, const found_t *before,
   return k;
 }
 
+/* A regex over the template's file name whose group number *group holds the
+ * %p digits (REG_EXTENDED, anchored); -1 when the template has no %p. The
+ * program name may hold anything, digits and dots included: the greedy %e
+ * group leaves the rightmost fit to %p, which the names end with. */
+static int pid_regex(const char *tmpl, regex_t *re, int *group) {
+  const char *slash = strrchr(tmpl, '/');
+  const char *name = slash ? slash + 1 : tmpl;
+  if (!strstr(name, "%p"))
+    return -1;
+  char rx[3 * PATH_MAX];
+  size_t o = 0;
+  int have_pid = 0, groups = 0;
+  rx[o++] = '^';
+  for (const char *p = name; *p && o + 32 < sizeof rx; p++) {
+    const char *add = NULL;
+    char lit[3] = {0};
+    if (*p == '%' && p[1]) {
+      p++;
+      if (*p == 'p' && !have_pid++)
+        add = "([0-9]+)", *group = ++groups;
+      else if (*p == 'p')
+        add = "[0-9]+";
+      else if (*p == 'n')
+        add = "([0-9]+|peak)", groups++;
+      else if (*p == 'e')
+        add = ".*";
+      else
+        add = "%";
+    } else {
+      if (strchr(".[]()*+?{}|^$\\", *p))
+        lit[0] = '\\', lit[1] = *p;
+      else
+        lit[0] = *p;
+      add = lit;
+    }
+    size_t l = strlen(add);
+    memcpy(rx + o, add, l);
+    o += l;
+  }
+  rx[o++] = '$';
+  rx[o] = '\0';
+  return regcomp(re, rx, REG_EXTENDED) == 0 ? 0 : -1;
+}
+
+/* The process id in a snapshot's file name, or -1. */
+static long name_pid(const regex_t *re, int group, const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *name = slash ? slash + 1 : path;
+  regmatch_t m[64];
+  if (group >= 64 || regexec(re, name, (size_t)group + 1, m, 0) != 0 ||
+      m[group].rm_so < 0)
+    return -1;
+  return strtol(name + m[group].rm_so, NULL, 10);
+}
+
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+/* The final report is about the program the launcher started: its own
+ * snapshots (the child's pid, which an exec'd image keeps) and the top
+ * sites of its newest one. Every other process that wrote files is
+ * counted, with where they are, but never stands in for it. */
 static void report(const char *tmpl, time_t start, const found_t *before,
-                   size_t nb, pid_t child, int top) {
+                   size_t nb, pid_t child, const char *command, int top) {
   size_t n;
   found_t *list = list_snapshots(tmpl, start, &n);
   n = only_new(list, n, before, nb);
@@ -236,28 +302,66 @@ static void report(const char *tmpl, time_t start, const found_t *before,
     free(list);
     return;
   }
-  fprintf(stderr, "%s: %zu snapshot%s written:\n", me, n, n == 1 ? "" : "s");
-  size_t shown = 0;
+  regex_t re;
+  int group = 0;
+  int by_pid = pid_regex(tmpl, &re, &group) == 0;
+  /* Mine first, in time order; the others' pids counted once each. */
+  long *others = malloc(n * sizeof *others);
+  size_t mine = 0, nother = 0, nproc = 0;
   for (size_t i = 0; i < n; i++) {
-    if (n > 20 && i >= 10 && i < n - 10) {
+    long pid = by_pid ? name_pid(&re, group, list[i].path) : (long)child;
+    if (pid == (long)child) {
+      found_t t = list[i];
+      memmove(list + mine + 1, list + mine, (i - mine) * sizeof *list);
+      list[mine++] = t;
+    } else if (others) {
+      others[nother++] = pid;
+    }
+  }
+  if (by_pid)
+    regfree(&re);
+  if (others && nother) {
+    qsort(others, nother, sizeof *others, cmp_long);
+    for (size_t i = 0; i < nother; i++)
+      nproc += i == 0 || others[i] != others[i - 1];
+  }
+  free(others);
+  if (!mine)
+    fprintf(stderr, "%s: %s (pid %ld) wrote no snapshot (a process that "
+                    "ends with _exit, exec or a signal writes no exit "
+                    "snapshot)\n", me, command, (long)child);
+  else
+    fprintf(stderr, "%s: %s (pid %ld) wrote %zu snapshot%s:\n", me, command,
+            (long)child, mine, mine == 1 ? "" : "s");
+  size_t shown = 0;
+  for (size_t i = 0; i < mine; i++) {
+    if (mine > 20 && i >= 10 && i < mine - 10) {
       if (!shown++)
-        fprintf(stderr, "%s:   ... %zu more ...\n", me, n - 20);
+        fprintf(stderr, "%s:   ... %zu more ...\n", me, mine - 20);
       continue;
     }
     fprintf(stderr, "%s:   %s\n", me, list[i].path);
   }
-  /* Report the main process's newest snapshot: its leaks at exit. */
-  char pidstr[32];
-  snprintf(pidstr, sizeof pidstr, ".%ld.", (long)child);
-  const char *pick = list[n - 1].path;
-  for (size_t i = n; i-- > 0;)
-    if (strstr(list[i].path, pidstr) && !strstr(list[i].path, ".peak.")) {
+  if (n > mine) {
+    char dir[PATH_MAX], pat[PATH_MAX];
+    template_parts(tmpl, dir, sizeof dir, pat, sizeof pat);
+    fprintf(stderr, "%s: %zu other traced process%s wrote %zu "
+                    "snapshot%s: %s/%s\n", me, nproc ? nproc : 1,
+            nproc == 1 ? "" : "es", n - mine, n - mine == 1 ? "" : "s",
+            strcmp(dir, "/") ? dir : "", pat);
+  }
+  /* The newest snapshot that is not the peak: its leaks at exit. */
+  const char *pick = NULL;
+  for (size_t i = mine; i-- > 0 && !pick;)
+    if (!strstr(list[i].path, ".peak."))
       pick = list[i].path;
-      break;
-    }
+  if (!pick && mine)
+    pick = list[mine - 1].path;
   hs_snapshot_t *s;
   char err[512];
-  if (top > 0 && hs_snapshot_load(pick, &s, err, sizeof err) == 0) {
+  if (!pick || top <= 0) {
+    /* nothing of the program's own to show */
+  } else if (hs_snapshot_load(pick, &s, err, sizeof err) == 0) {
     hs_statistics_t *st;
     if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0) {
       char sz[32];
@@ -275,7 +379,7 @@ static void report(const char *tmpl, time_t start, const found_t *before,
       hs_statistics_free(st);
     }
     hs_snapshot_free(s);
-  } else if (top > 0) {
+  } else {
     fprintf(stderr, "%s: %s\n", me, err);
   }
   free(list);
@@ -443,10 +547,36 @@ int main(int argc, char **argv) {
   }
   char dir[PATH_MAX], pat[PATH_MAX];
   template_parts(abs, dir, sizeof dir, pat, sizeof pat);
-  if (access(dir, W_OK) != 0) {
+  struct stat dst;
+  int derr = 0;
+  /* Root passes access() for a regular file too: check the kind first. */
+  if (stat(dir, &dst) != 0)
+    derr = errno;
+  else if (!S_ISDIR(dst.st_mode))
+    derr = ENOTDIR;
+  else if (access(dir, W_OK) != 0)
+    derr = errno;
+  if (derr) {
     fprintf(stderr, "%s: cannot write snapshots in %s: %s\n", me, dir,
-            strerror(errno));
+            strerror(derr));
     return 1;
+  }
+  if (follow_fork || follow_exec) {
+    /* Every traced process writes files: one template without the pid
+     * would have them replace each other's (a %n name is taken by the
+     * first to check it). The library would add it too, but in every
+     * process that inherits the template; here it is said once. */
+    char with_pid[sizeof abs];
+    int added = hs__template_add_pid(abs, with_pid, sizeof with_pid);
+    if (added < 0 || strlen(with_pid) >= PATH_MAX - 64) {
+      fprintf(stderr, "%s: --output %s: path too long\n", me, abs);
+      return 2;
+    }
+    if (added && !quiet)
+      fprintf(stderr, "%s: --output %s has no %%p and child processes are "
+                      "traced: writing %s, one name per process "
+                      "(--no-follow keeps the name)\n", me, output, with_pid);
+    snprintf(abs, sizeof abs, "%s", with_pid);
   }
   char preload[PATH_MAX * 3], num[32];
   const char *old = getenv("LD_PRELOAD");
@@ -492,8 +622,21 @@ int main(int argc, char **argv) {
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  if (!quiet)
-    report(abs, start, before, nbefore, pid, top);
+  if (!quiet) {
+    /* The command as the user typed it, short enough for one line. */
+    char command[160];
+    size_t o = 0;
+    for (int i = optind; i < argc && o + 4 < sizeof command; i++) {
+      int w = snprintf(command + o, sizeof command - o, "%s%s",
+                       i > optind ? " " : "", argv[i]);
+      if (w < 0 || (size_t)w >= sizeof command - o) {
+        snprintf(command + sizeof command - 4, 4, "...");
+        break;
+      }
+      o += (size_t)w;
+    }
+    report(abs, start, before, nbefore, pid, command, top);
+  }
   free(before);
   if (WIFEXITED(status))
     return WEXITSTATUS(status);

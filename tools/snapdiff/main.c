@@ -37,7 +37,8 @@ static const char usage_text[] =
     "  -h, --help        show this help and exit\n"
     "  -V, --version     show the version and exit\n"
     "\n"
-    "Exit status: 0 success, 1 bad input or output error, 2 usage error.\n"
+    "Exit status: 0 success, 1 bad input or output error, 2 usage error\n"
+    "(including an output FILE that is one of the snapshots).\n"
     "See docs/snapdiff.md for the formats.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -159,6 +160,46 @@ static int write_file(const char *path, sd_format_t format,
   }
   free(tmp);
   return 0;
+}
+
+/* Refuses (exit 2, before anything is read or written) an output that
+ * would destroy an input, or that a rename would put a regular file in
+ * place of (a device, a FIFO, a directory): the report goes beside it under
+ * a temporary name and is renamed over it, so `-o /dev/null` run as root
+ * would replace the device node. A symlink to some other regular file is
+ * fine: the link is replaced, its target untouched. */
+static int check_output(const char *output, char *const *paths, size_t npath) {
+  struct stat os;
+  if (stat(output, &os) != 0)
+    return 0; /* nothing there (or a dangling link): no input can be it */
+  if (!S_ISREG(os.st_mode)) {
+    fprintf(stderr,
+            "snapdiff: %s: the output is not a regular file; use '-o -' or "
+            "a redirection to write to it\n",
+            output);
+    return EXIT_USAGE;
+  }
+  char *ro = realpath(output, NULL);
+  int status = 0;
+  for (size_t i = 0; i < npath && !status; i++) {
+    struct stat is;
+    int same = stat(paths[i], &is) == 0 && is.st_dev == os.st_dev &&
+               is.st_ino == os.st_ino;
+    if (!same && ro) {
+      char *ri = realpath(paths[i], NULL);
+      same = ri && strcmp(ri, ro) == 0;
+      free(ri);
+    }
+    if (same) {
+      fprintf(stderr,
+              "snapdiff: %s: the output is the input %s; the report would "
+              "replace it (choose another -o)\n",
+              output, paths[i]);
+      status = EXIT_USAGE;
+    }
+  }
+  free(ro);
+  return status;
 }
 
 int snapdiff_main(int argc, char **argv) {
@@ -338,6 +379,8 @@ int snapdiff_main(int argc, char **argv) {
                                "with -o FILE or a redirection");
     goto out;
   }
+  if (!to_stdout && (status = check_output(output, paths, npath)) != 0)
+    goto out;
   if (opt.format == SD_HTML && !opt.top_given)
     opt.top = 0;
 
