@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* pthread_getattr_np */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -26,7 +27,7 @@ void hs__unwind_set_mode(int mode) {
  * captures a program that works through more memory than the cache holds
  * evicts them (on the C workload, most of a capture's time was those
  * misses). Dropped with the shared table (hs__rules_gen). */
-#define SEEN_BITS 7
+#define SEEN_BITS 11
 static __thread uint64_t seen[1u << SEEN_BITS]
     __attribute__((tls_model("initial-exec")));
 static __thread unsigned seen_gen __attribute__((tls_model("initial-exec")));
@@ -156,13 +157,19 @@ static int rest_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
   return n;
 }
 
-/* ---- the per-thread memo of the libunwind-walked part ---- */
-/* A few entries, so that the handful of allocation sites a loop cycles
- * through (CPython's object, dict and string allocations, say) each keep
- * theirs. An entry cut short by max serves requests for no more frames
- * than it holds; one that reached the outermost frame serves any. */
+/* ---- the per-thread memo of stacks ---- */
+/* Walking by rules is a chain of dependent loads (return address, rule,
+ * CFA, next return address): some 12 ns a frame. Checking that a stack is
+ * the one seen before is independent loads of the slots its return
+ * addresses were read from, and its id cell then spares the hashing and
+ * interning too. So each thread remembers its stacks from the first frame
+ * that is not a frame-pointer one: 128 entries (64 sets of two, by the
+ * frame's address and stack pointer), enough for a program's busy
+ * allocation sites. An entry cut short by max serves requests for no more
+ * frames than it holds; one that reached the outermost frame serves any. */
 #define TAIL_MAX 48
-#define TAILS 8
+#define TAIL_SET_BITS 6
+#define TAIL_WAYS 2
 /* The frames walked before an entry's part (by frame pointer, so not
  * remembered by it), up to HEAD_MAX of them: when they are the same as the
  * last time, so is the whole stack, and its id cell is still good. */
@@ -181,10 +188,57 @@ typedef struct {
   int n;                /* frames after it */
   int complete;         /* the last of them is the outermost */
   uintptr_t ra[TAIL_MAX];
-  uintptr_t slot[TAIL_MAX]; /* where each return address was read */
+  uint32_t off[TAIL_MAX]; /* where each return address was read, from sp */
 } tail_t;
-static __thread tail_t tails[TAILS] __attribute__((tls_model("initial-exec")));
-static __thread unsigned tail_next __attribute__((tls_model("initial-exec")));
+
+/* Mapped at a thread's first capture rather than static TLS: 84 KiB of
+ * static TLS in every thread would not fit the small stacks some hosts
+ * give their threads (static TLS lives at the top of the stack). Given
+ * back by a key destructor at the thread's exit; a capture after that
+ * (a free during teardown allocates nothing, but a destructor may
+ * malloc) goes without. */
+typedef struct {
+  tail_t e[1u << TAIL_SET_BITS][TAIL_WAYS];
+  unsigned char next[1u << TAIL_SET_BITS]; /* the way to replace */
+} memo_block_t;
+#define MB_DEAD ((memo_block_t *)1)
+static __thread memo_block_t *mb __attribute__((tls_model("initial-exec")));
+static pthread_key_t mb_key;
+static int mb_key_ok;
+static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
+
+static void mb_release(void *p) {
+  mb = MB_DEAD;
+  munmap(p, sizeof(memo_block_t));
+}
+static void mb_key_make(void) {
+  mb_key_ok = pthread_key_create(&mb_key, mb_release) == 0;
+}
+
+/* This thread's memo, mapped on first use; NULL without one. */
+static memo_block_t *memo_block(void) {
+  if (HS_LIKELY(mb != NULL))
+    return mb == MB_DEAD ? NULL : mb;
+  mb = MB_DEAD; /* until it exists: a signal handler's capture goes without */
+  pthread_once(&mb_once, mb_key_make);
+  if (!mb_key_ok)
+    return NULL;
+  void *p = mmap(NULL, sizeof(memo_block_t), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  if (pthread_setspecific(mb_key, p) != 0) {
+    munmap(p, sizeof(memo_block_t));
+    return NULL;
+  }
+  mb = p;
+  return mb;
+}
+
+static inline unsigned tail_set(uintptr_t pc, uintptr_t sp) {
+  uint64_t h = ((uint64_t)pc ^ (uint64_t)sp << 17) * 0x9E3779B97F4A7C15ull;
+  return (unsigned)(h >> (64 - TAIL_SET_BITS));
+}
 
 /* Drops this thread's copies once the shared rules were dropped, after
  * checking whether a module came or went. */
@@ -195,32 +249,14 @@ static inline void seen_sync(void) {
   unsigned g = atomic_load_explicit(&hs__rules_gen, memory_order_acquire);
   if (HS_UNLIKELY(g != seen_gen)) {
     memset(seen, 0, sizeof seen);
-    for (unsigned k = 0; k < TAILS; k++)
-      tails[k].pc = 0;
+    memo_block_t *b = memo_block();
+    for (unsigned k = 0; b && k < (1u << TAIL_SET_BITS); k++)
+      for (unsigned w = 0; w < TAIL_WAYS; w++)
+        b->e[k][w].pc = 0;
     seen_gen = g;
   }
 }
 
-
-/* When the stacks keep changing (code without frame pointers all the way
- * up, with many call paths), consulting and recording the memo costs more
- * than it saves: the walk by rules is cheap, the copies of 48 frames and
- * their slots are not. So the captures that reach such a frame are
- * counted per window: past MISSES_PER_WINDOW memo misses (an eighth), the
- * memo is left out for a number of such captures that doubles each time,
- * up to SKIP_MAX; and halves after each window that stays under it, so
- * that a burst of new stacks (a program's start-up, say) does not cost
- * the rest of the run. */
-#define WINDOW 256
-#define MISSES_PER_WINDOW 32
-#define SKIP_MIN 1024
-#define SKIP_MAX (1u << 16)
-static __thread struct {
-  unsigned seen;   /* captures in this window that met such a frame */
-  unsigned misses; /* of those, walks the memo could not serve */
-  unsigned skip;   /* captures left to walk without the memo */
-  unsigned next_skip;
-} adapt __attribute__((tls_model("initial-exec")));
 
 /* The part of a frame's rbp that can decide the walk above it. Code
  * without frame pointers keeps any value in rbp, mostly heap pointers, and
@@ -235,17 +271,20 @@ static inline uintptr_t bp_key(uintptr_t bp, uintptr_t sp) {
 
 /* The entry that can give the frames after (pc, sp, bp), want of them,
  * with every return address still where it was read; or NULL. */
-static tail_t *tail_find(uintptr_t pc, uintptr_t sp, uintptr_t bp,
-                         int want) {
-  for (unsigned k = 0; k < TAILS; k++) {
-    tail_t *t = &tails[k];
+static tail_t *tail_find(memo_block_t *b, uintptr_t pc, uintptr_t sp,
+                         uintptr_t bp, int want) {
+  tail_t *set = b->e[tail_set(pc, sp)];
+  for (unsigned k = 0; k < TAIL_WAYS; k++) {
+    tail_t *t = &set[k];
     if (t->pc != pc || t->sp != sp || t->bp != bp_key(bp, sp) ||
         (!t->complete && t->n < want))
       continue;
-    int i = 0;
-    while (i < t->n && *(const uintptr_t *)t->slot[i] == t->ra[i])
-      i++;
-    if (i == t->n)
+    /* Independent loads: the check runs at the memory's pace, not the
+     * chain's. */
+    int same = 1;
+    for (int i = 0; i < t->n; i++)
+      same &= *(const uintptr_t *)(sp + t->off[i]) == t->ra[i];
+    if (same)
       return t;
   }
   return NULL;
@@ -293,7 +332,9 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
    * one. memo_off: this capture neither consults nor records. */
   int rec = -1, rn = 0, memo_off = 0, at_end = 0;
   uintptr_t rpc = 0, rsp = 0, rbp = 0;
-  uintptr_t rra[TAIL_MAX], rslot[TAIL_MAX];
+  uintptr_t rra[TAIL_MAX];
+  uint32_t roff[TAIL_MAX];
+  memo_block_t *mbk = NULL;
   const uintptr_t hi = stack_hi; /* out[] may alias it: keep it local */
   while (n < max) {
     unsigned r = rule_of(pc);
@@ -303,19 +344,11 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
       break;
     }
     uintptr_t nip, nsp, nbp;
-    if (rec < 0 && !memo_off && r != HS_RULE_FP) {
-      if (++adapt.seen >= WINDOW) {
-        adapt.seen = 0;
-        adapt.misses = 0;
-        adapt.next_skip /= 2;
-        if (adapt.next_skip < SKIP_MIN)
-          adapt.next_skip = 0;
-      }
-      if (adapt.skip) {
-        adapt.skip--;
+    if (rec < 0 && !memo_off) {
+      if (!(mbk = memo_block())) {
         memo_off = 1;
       } else {
-        tail_t *tl = tail_find(pc, sp, bp, max - n);
+        tail_t *tl = tail_find(mbk, pc, sp, bp, max - n);
         if (tl) {
           int hn = n, total = n + (tl->n < max - n ? tl->n : max - n);
           if (memo) {
@@ -366,9 +399,9 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
     /* Callers live at higher addresses; anything else is a broken chain. */
     if (!nip || nsp <= sp || nsp > hi)
       break;
-    if (rec >= 0 && rec < TAIL_MAX) {
+    if (rec >= 0 && rec < TAIL_MAX && nsp - 8 - rsp < UINT32_MAX) {
       rra[rec] = nip;
-      rslot[rec] = nsp - 8;
+      roff[rec] = (uint32_t)(nsp - 8 - rsp);
       rec++;
     } else if (rec >= 0) {
       rec = TAIL_MAX + 1; /* too long to remember */
@@ -382,25 +415,19 @@ int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
    * max (then it serves requests for no more frames), not when the chain
    * broke. */
   if (rec >= 0 && rec <= TAIL_MAX && (at_end || n == max)) {
-    tail_t *t = &tails[tail_next++ % TAILS];
+    unsigned set = tail_set(rpc, rsp);
+    tail_t *t = &mbk->e[set][mbk->next[set]];
+    mbk->next[set] = (unsigned char)((mbk->next[set] + 1) % TAIL_WAYS);
     t->pc = rpc;
     t->sp = rsp;
     t->bp = bp_key(rbp, rsp);
     t->n = rec;
     t->complete = at_end;
     memcpy(t->ra, rra, (size_t)rec * sizeof *rra);
-    memcpy(t->slot, rslot, (size_t)rec * sizeof *rslot);
+    memcpy(t->off, roff, (size_t)rec * sizeof *roff);
     t->head.hn = -1;
     if (memo)
       *memo = head_memo(&t->head, out, rn, n);
-  }
-  if (rec >= 0 && ++adapt.misses >= MISSES_PER_WINDOW) {
-    adapt.seen = 0;
-    adapt.misses = 0;
-    adapt.next_skip = adapt.next_skip ? adapt.next_skip * 2 : SKIP_MIN;
-    if (adapt.next_skip > SKIP_MAX)
-      adapt.next_skip = SKIP_MAX;
-    adapt.skip = adapt.next_skip;
   }
   return n;
 }
