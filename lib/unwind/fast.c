@@ -163,12 +163,13 @@ static int rest_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
  * the one seen before is independent loads of the slots its return
  * addresses were read from, and its id cell then spares the hashing and
  * interning too. So each thread remembers its stacks from the first frame
- * that is not a frame-pointer one: 128 entries (64 sets of two, by the
- * frame's address and stack pointer), enough for a program's busy
- * allocation sites. An entry cut short by max serves requests for no more
- * frames than it holds; one that reached the outermost frame serves any. */
+ * on: 256 entries (128 sets of two, by the frame's address and stack
+ * pointer), enough for a program's busy allocation sites (the C++
+ * benchmark's 64 paths of containers needed more than 128). An entry cut
+ * short by max serves requests for no more frames than it holds; one that
+ * reached the outermost frame serves any. */
 #define TAIL_MAX 48
-#define TAIL_SET_BITS 6
+#define TAIL_SET_BITS 7
 #define TAIL_WAYS 2
 /* The frames walked before an entry's part (by frame pointer, so not
  * remembered by it), up to HEAD_MAX of them: when they are the same as the
@@ -191,7 +192,7 @@ typedef struct {
   uint32_t off[TAIL_MAX]; /* where each return address was read, from sp */
 } tail_t;
 
-/* Mapped at a thread's first capture rather than static TLS: 84 KiB of
+/* Mapped at a thread's first capture rather than static TLS: 170 KiB of
  * static TLS in every thread would not fit the small stacks some hosts
  * give their threads (static TLS lives at the top of the stack). Given
  * back by a key destructor at the thread's exit; a capture after that
