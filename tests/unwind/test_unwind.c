@@ -137,7 +137,7 @@ END_TEST
 
 START_TEST(same_frames_mixed_depths) {
   /* Twice per depth: the second walk uses what the first one learned
-   * (frame kinds, the remembered libunwind part). */
+   * (rules, the remembered stacks). */
   for (int d = 0; d < 40; d++)
     for (int rep = 0; rep < 2; rep++) {
       pair_t p;
