@@ -21,6 +21,7 @@
 #include "../snapshot/snapshot.h"
 #include "../trace/trace.h"
 #include "../unwind/unwind.h"
+#include "options.h"
 #include "session.h"
 
 static struct config {
@@ -88,97 +89,6 @@ static void say(const char *fmt, ...) {
   (void)r;
 }
 
-/* ---- parsing ---- */
-
-static int parse_u64(const char *v, uint64_t *out) {
-  char *end;
-  errno = 0;
-  if (!v || !*v || *v == '-')
-    return -1;
-  unsigned long long n = strtoull(v, &end, 10);
-  uint64_t mult = 1;
-  switch (*end) {
-  case 'k': case 'K': mult = 1ull << 10; end++; break;
-  case 'm': case 'M': mult = 1ull << 20; end++; break;
-  case 'g': case 'G': mult = 1ull << 30; end++; break;
-  default: break;
-  }
-  if (errno || *end || n > UINT64_MAX / mult)
-    return -1;
-  *out = (uint64_t)n * mult;
-  return 0;
-}
-
-static int parse_seconds(const char *v, double *out) {
-  char *end;
-  errno = 0;
-  double d = strtod(v, &end);
-  if (errno || end == v || *end || !(d > 0) || d > 1e7)
-    return -1;
-  *out = d;
-  return 0;
-}
-
-static int parse_bool(const char *v, int *out) {
-  if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on") ||
-      !strcmp(v, "true"))
-    *out = 1;
-  else if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off") ||
-           !strcmp(v, "false"))
-    *out = 0;
-  else
-    return -1;
-  return 0;
-}
-
-static const struct {
-  const char *name;
-  int signo;
-} signames[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},
-                {"PROF", SIGPROF}, {"URG", SIGURG},   {"WINCH", SIGWINCH}};
-
-int hs__parse_signal(const char *v) {
-  if (!v)
-    return -1;
-  if (!strncmp(v, "SIG", 3))
-    v += 3;
-  for (size_t i = 0; i < sizeof signames / sizeof signames[0]; i++)
-    if (!strcmp(v, signames[i].name))
-      return signames[i].signo;
-  if (!strncmp(v, "RTMIN+", 6)) {
-    char *end;
-    long k = strtol(v + 6, &end, 10);
-    if (!*end && k >= 0 && SIGRTMIN + k <= SIGRTMAX)
-      return SIGRTMIN + (int)k;
-  }
-  char *end;
-  long n = strtol(v, &end, 10);
-  /* Signals whose default action or meaning a snapshot must not take. */
-  if (*v && !*end && n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP &&
-      n != SIGSEGV && n != SIGBUS && n != SIGFPE && n != SIGILL &&
-      n != SIGABRT && n != SIGCHLD)
-    return (int)n;
-  return -1;
-}
-
-/* "N" or "N+", N decimal; "0+" is rejected (0 means no failure). */
-static int parse_fault(const char *v) {
-  char *end;
-  errno = 0;
-  if (*v < '0' || *v > '9')
-    return -1;
-  unsigned long long n = strtoull(v, &end, 10);
-  int from = 0;
-  if (*end == '+')
-    from = 1, end++;
-  if (errno || *end || (from && n == 0))
-    return -1;
-  fault.at = n;
-  fault.from = from;
-  fault.on = 1;
-  return 0;
-}
-
 /* Called by hs__mem_alloc/hs__mem_calloc before they allocate; non-zero
  * makes them fail. Any thread, any lock held: one atomic, no libc. */
 static int fault_hook(size_t size) {
@@ -190,18 +100,6 @@ static int fault_hook(size_t size) {
     return 1;
   }
   return 0;
-}
-
-static int valid_template(const char *t) {
-  if (!*t || strlen(t) >= PATH_MAX - 64)
-    return 0;
-  for (const char *p = t; *p; p++)
-    if (*p == '%') {
-      p++;
-      if (*p != 'p' && *p != 'n' && *p != 'e' && *p != '%')
-        return 0;
-    }
-  return 1;
 }
 
 int hs__template_add_pid(const char *t, char *out, size_t len) {
@@ -228,14 +126,50 @@ int hs__template_add_pid(const char *t, char *out, size_t len) {
   return w < 0 || (size_t)w >= len ? -1 : 1;
 }
 
-/* Reads every HEAPSNAP_* variable; on any bad value says which and leaves
- * tracing off (returns -1). The variables: FRAMES, OUTPUT, AT_EXIT, SIGNAL,
- * INTERVAL, EVERY_BYTES, AT_PEAK, PEAK_INTERVAL, FOLLOW_FORK, FOLLOW_EXEC,
- * QUIET, SAMPLE, DEFER, UNWIND, WRAPPERS, WARM (docs/launcher.md); and
- * FAULT_ALLOC, a testing aid that makes heapsnap's own allocations fail
- * (docs/reliability.md). */
+/* The value of HEAPSNAP_<name>, checked by the table every reader of it
+ * shares (options.c): 1 with *x, 0 when unset or empty, -1 when bad (then
+ * said, once). */
+static int setting(const char *name, hs_optval_t *x) {
+  char env[64];
+  snprintf(env, sizeof env, "HEAPSNAP_%s", name);
+  const char *v = getenv(env);
+  const hs_opt_t *o = hs__opt_find(name);
+  if (!v || !*v || !o)
+    return 0;
+  if (hs__opt_parse(o, v, x) == 0)
+    return 1;
+  say("heapsnap: %s=%s: %s; tracing stays off\n", env, v, o->told);
+  return -1;
+}
+
+/* Adds HEAPSNAP_WRAPPERS' entries: "file:" and "module:" prefixes choose
+ * the kind. */
+static int add_wrappers(const char *v) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", v);
+  for (char *save, *tok = strtok_r(buf, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    int kind = HS_WRAP_FUNCTION;
+    if (!strncmp(tok, "file:", 5))
+      kind = HS_WRAP_FILE, tok += 5;
+    else if (!strncmp(tok, "module:", 7))
+      kind = HS_WRAP_MODULE, tok += 7;
+    else if (!strncmp(tok, "function:", 9))
+      tok += 9;
+    if (*tok && hs_add_wrapper(kind, tok) != 0) {
+      say("heapsnap: HEAPSNAP_WRAPPERS=%s: out of memory; tracing stays "
+          "off\n", v);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Reads every HEAPSNAP_* variable (the table in options.c, and
+ * docs/launcher.md); on any bad value says which and leaves tracing off
+ * (returns -1). FAULT_ALLOC is a testing aid that makes heapsnap's own
+ * allocations fail (docs/reliability.md). */
 static int read_config(void) {
-  const char *v;
   cfg.at_exit = 1;
   cfg.warm = 1;
   cfg.follow_fork = 1;
@@ -243,101 +177,36 @@ static int read_config(void) {
   cfg.defer = 2;
   cfg.peak_interval = 1.0;
   snprintf(cfg.output, sizeof cfg.output, "heapsnap.%%e.%%p.%%n.hsnap");
-#define BAD(var, val, what)                                                   \
-  do {                                                                        \
-    say("heapsnap: %s=%s: %s; tracing stays off\n", var, val, what);          \
+  hs_optval_t x;
+  int r = 0;
+#define SETTING(name, assign)                                                 \
+  if ((r = setting(name, &x)) < 0)                                            \
     return -1;                                                                \
-  } while (0)
-  if ((v = getenv("HEAPSNAP_FRAMES")) && *v) {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || n < 1 || n > HS_MAX_FRAMES)
-      BAD("HEAPSNAP_FRAMES", v, "expected a number of frames from 1 to 256");
-    cfg.frames = (int)n;
+  else if (r) {                                                               \
+    assign;                                                                   \
   }
-  if ((v = getenv("HEAPSNAP_OUTPUT")) && *v) {
-    if (!valid_template(v))
-      BAD("HEAPSNAP_OUTPUT", v,
-          "expected a path template using only %p, %n, %e and %%");
-    snprintf(cfg.output, sizeof cfg.output, "%s", v);
-  }
-  if ((v = getenv("HEAPSNAP_AT_EXIT")) && *v && parse_bool(v, &cfg.at_exit))
-    BAD("HEAPSNAP_AT_EXIT", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_WARM")) && *v && parse_bool(v, &cfg.warm))
-    BAD("HEAPSNAP_WARM", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_SIGNAL")) && *v &&
-      (cfg.signo = hs__parse_signal(v)) < 0)
-    BAD("HEAPSNAP_SIGNAL", v,
-        "expected a signal name such as USR2 or RTMIN+3, or a number");
-  if ((v = getenv("HEAPSNAP_INTERVAL")) && *v &&
-      parse_seconds(v, &cfg.interval))
-    BAD("HEAPSNAP_INTERVAL", v, "expected a positive number of seconds");
-  if ((v = getenv("HEAPSNAP_EVERY_BYTES")) && *v &&
-      (parse_u64(v, &cfg.every_bytes) || cfg.every_bytes == 0))
-    BAD("HEAPSNAP_EVERY_BYTES", v,
-        "expected a positive byte count (K, M, G suffixes allowed)");
-  if ((v = getenv("HEAPSNAP_AT_PEAK")) && *v && parse_bool(v, &cfg.at_peak))
-    BAD("HEAPSNAP_AT_PEAK", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_PEAK_INTERVAL")) && *v &&
-      parse_seconds(v, &cfg.peak_interval))
-    BAD("HEAPSNAP_PEAK_INTERVAL", v, "expected a positive number of seconds");
-  if ((v = getenv("HEAPSNAP_FOLLOW_FORK")) && *v &&
-      parse_bool(v, &cfg.follow_fork))
-    BAD("HEAPSNAP_FOLLOW_FORK", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_FOLLOW_EXEC")) && *v &&
-      parse_bool(v, &cfg.follow_exec))
-    BAD("HEAPSNAP_FOLLOW_EXEC", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_QUIET")) && *v && parse_bool(v, &cfg.quiet))
-    BAD("HEAPSNAP_QUIET", v, "expected 1 or 0");
-  if ((v = getenv("HEAPSNAP_DEFER")) && *v) {
-    if (!strcmp(v, "0") || !strcmp(v, "1") || !strcmp(v, "2"))
-      cfg.defer = *v - '0';
-    else
-      BAD("HEAPSNAP_DEFER", v, "expected 0, 1 or 2");
-  }
-  if ((v = getenv("HEAPSNAP_UNWIND")) && *v) {
-    if (!strcmp(v, "fast"))
-      cfg.unwind = HS_UNWIND_FAST;
-    else if (!strcmp(v, "libunwind"))
-      cfg.unwind = HS_UNWIND_LIBUNWIND;
-    else if (!strcmp(v, "verify"))
-      cfg.unwind = HS_UNWIND_VERIFY;
-    else
-      BAD("HEAPSNAP_UNWIND", v, "expected fast, libunwind or verify");
-  }
-  if ((v = getenv("HEAPSNAP_SAMPLE")) && *v) {
-    /* "default" or a byte count (K, M, G); 0 traces every allocation. */
-    if (!strcmp(v, "default"))
-      cfg.sample = HS_DEFAULT_SAMPLE_RATE;
-    else if (!strcmp(v, "0"))
-      cfg.sample = 0;
-    else if (parse_u64(v, &cfg.sample) || cfg.sample > (1ull << 40))
-      BAD("HEAPSNAP_SAMPLE", v,
-          "expected 0, default, or a byte count up to 1T (K, M, G suffixes)");
-  }
-  if ((v = getenv("HEAPSNAP_FAULT_ALLOC")) && *v && parse_fault(v))
-    BAD("HEAPSNAP_FAULT_ALLOC", v,
-        "expected N or N+ (fail heapsnap's Nth internal allocation, or every "
-        "one from the Nth on; 0 only counts them)");
-  if ((v = getenv("HEAPSNAP_WRAPPERS")) && *v) {
-    /* Comma-separated; "file:" and "module:" prefixes choose the kind. */
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-      int kind = HS_WRAP_FUNCTION;
-      if (!strncmp(tok, "file:", 5))
-        kind = HS_WRAP_FILE, tok += 5;
-      else if (!strncmp(tok, "module:", 7))
-        kind = HS_WRAP_MODULE, tok += 7;
-      else if (!strncmp(tok, "function:", 9))
-        tok += 9;
-      if (*tok && hs_add_wrapper(kind, tok) != 0)
-        BAD("HEAPSNAP_WRAPPERS", v, "out of memory");
-    }
-  }
-#undef BAD
+  SETTING("FRAMES", cfg.frames = (int)x.i)
+  SETTING("OUTPUT", snprintf(cfg.output, sizeof cfg.output, "%s", x.s))
+  SETTING("AT_EXIT", cfg.at_exit = (int)x.i)
+  SETTING("WARM", cfg.warm = (int)x.i)
+  SETTING("SIGNAL", cfg.signo = (int)x.i)
+  SETTING("INTERVAL", cfg.interval = x.d)
+  SETTING("EVERY_BYTES", cfg.every_bytes = x.u)
+  SETTING("AT_PEAK", cfg.at_peak = (int)x.i)
+  SETTING("PEAK_INTERVAL", cfg.peak_interval = x.d)
+  SETTING("FOLLOW_FORK", cfg.follow_fork = (int)x.i)
+  SETTING("FOLLOW_EXEC", cfg.follow_exec = (int)x.i)
+  SETTING("QUIET", cfg.quiet = (int)x.i)
+  SETTING("DEFER", cfg.defer = (int)x.i)
+  /* In the order of options.c's choices. */
+  static const int unwinds[] = {HS_UNWIND_FAST, HS_UNWIND_LIBUNWIND,
+                                HS_UNWIND_VERIFY};
+  SETTING("UNWIND", cfg.unwind = unwinds[x.i])
+  SETTING("SAMPLE", cfg.sample = x.i ? HS_DEFAULT_SAMPLE_RATE : x.u)
+  SETTING("FAULT_ALLOC",
+          fault.at = x.u; fault.from = (int)x.i; fault.on = 1)
+  SETTING("WRAPPERS", if (add_wrappers(x.s) != 0) return -1)
+#undef SETTING
   return 0;
 }
 

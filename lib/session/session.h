@@ -14,8 +14,6 @@ HS_HIDDEN void hs__session_init(void);
 HS_HIDDEN void hs__session_fork_child(void);
 /* At exit: stop the writer, write the exit snapshot. */
 HS_HIDDEN void hs__session_exit(void);
-/* "USR2", "SIGUSR2", "RTMIN+3" or a number; -1 when not a usable signal. */
-HS_HIDDEN int hs__parse_signal(const char *name);
 
 /* Copies the output template t to out with a process id inserted when it
  * has none: before %n (x.%n.hsnap -> x.%p.%n.hsnap), else before the file

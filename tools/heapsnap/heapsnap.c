@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "heapsnap.h"
+#include "session/options.h"
 #include "session/session.h"
 
 #ifndef HS_BUILD_LIBDIR
@@ -108,27 +109,16 @@ static int find_library(char *out, size_t len) {
   return -1;
 }
 
-/* A positive byte count with an optional K, M or G suffix. */
-static int valid_bytes(const char *v) {
-  char *end;
-  if (!*v || *v == '-')
+/* Checks arg for the setting HEAPSNAP_<name> as the library will check it
+ * (one table for both, options.c), so that a bad value is the launcher's
+ * error before the program runs, never tracing left off in silence. */
+static int checked(const char *name, const char *arg, hs_optval_t *x) {
+  const hs_opt_t *o = hs__opt_find(name);
+  if (o && hs__opt_parse(o, arg, x) == 0)
     return 0;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  if (errno || end == v || n == 0)
-    return 0;
-  if (*end && strchr("kKmMgG", *end))
-    end++;
-  return *end == '\0';
-}
-
-static int valid_template(const char *t) {
-  if (!*t)
-    return 0;
-  for (const char *p = t; *p; p++)
-    if (*p == '%' && !strchr("pne%", *++p))
-      return 0;
-  return 1;
+  fprintf(stderr, "%s: --%s %s: %s\n", me, o && o->flag ? o->flag : name,
+          arg, o ? o->told : "not a setting");
+  return -1;
 }
 
 /* The template's directory and its file name as an fnmatch pattern. */
@@ -441,41 +431,45 @@ int main(int argc, char **argv) {
   int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
   optind = 2;
   int c;
+  hs_optval_t x;
   while ((c = getopt_long(argc, argv, "+n:o:w:qhV", opts, NULL)) != -1) {
     char *end;
     switch (c) {
     case 'n':
-      errno = 0;
-      frames = (int)strtol(optarg, &end, 10);
-      if (errno || *end || frames < 1 || frames > HS_MAX_FRAMES) {
-        fprintf(stderr, "%s: --frames %s: expected 1 to %d\n", me, optarg,
-                HS_MAX_FRAMES);
+      if (checked("FRAMES", optarg, &x))
         return 2;
-      }
+      frames = (int)x.i;
       break;
     case 'o':
-      if (!valid_template(optarg)) {
-        fprintf(stderr, "%s: --output %s: only %%p, %%n, %%e and %%%% may "
-                        "follow a %%\n", me, optarg);
+      if (checked("OUTPUT", optarg, &x))
         return 2;
-      }
       snprintf(output, sizeof output, "%s", optarg);
       break;
-    case O_SIGNAL: signal_name = optarg; break;
-    case O_INTERVAL: interval = optarg; break;
-    case O_EVERY: every = optarg; break;
+    case O_SIGNAL:
+      if (checked("SIGNAL", optarg, &x))
+        return 2;
+      signal_name = optarg;
+      break;
+    case O_INTERVAL:
+      if (checked("INTERVAL", optarg, &x))
+        return 2;
+      interval = optarg;
+      break;
+    case O_EVERY:
+      if (checked("EVERY_BYTES", optarg, &x))
+        return 2;
+      every = optarg;
+      break;
     case O_PEAK: at_peak = 1; break;
     case O_SAMPLE:
-      if (strcmp(optarg, "default") && strcmp(optarg, "0") &&
-          !valid_bytes(optarg)) {
-        fprintf(stderr, "%s: --sample %s: expected default, 0 or a byte "
-                        "count such as 64K\n", me, optarg);
+      if (checked("SAMPLE", optarg, &x))
         return 2;
-      }
       sample = optarg;
       break;
     case O_NOEXIT: at_exit = 0; break;
     case 'w':
+      if (checked("WRAPPERS", optarg, &x))
+        return 2;
       if (strlen(wrappers) + strlen(optarg) + 2 >= sizeof wrappers ||
           strchr(optarg, ',')) {
         fprintf(stderr, "%s: --wrapper %s: too long or contains a comma\n",
@@ -508,18 +502,15 @@ int main(int argc, char **argv) {
                     "PROGRAM [ARGS...])\n", me);
     return 2;
   }
-  /* Validate here what the library would reject, so the user learns it
-   * before the program runs. */
-  {
-    char *end;
-    if (interval && (strtod(interval, &end) <= 0 || *end)) {
-      fprintf(stderr, "%s: --interval %s: expected a positive number of "
-                      "seconds\n", me, interval);
-      return 2;
-    }
-    if (every && !valid_bytes(every)) {
-      fprintf(stderr, "%s: --every-bytes %s: expected a byte count such as "
-                      "64M\n", me, every);
+  /* The environment the program inherits is checked as its options are:
+   * the library would only leave tracing off. */
+  for (size_t i = 0; hs__opt_at(i); i++) {
+    const hs_opt_t *o = hs__opt_at(i);
+    char env[64];
+    snprintf(env, sizeof env, "HEAPSNAP_%s", o->name);
+    const char *v = getenv(env);
+    if (v && *v && hs__opt_parse(o, v, &x) != 0) {
+      fprintf(stderr, "%s: %s=%s: %s\n", me, env, v, o->told);
       return 2;
     }
   }
