@@ -18,6 +18,18 @@
 
 int hs__unwind_mode = HS_UNWIND_FAST;
 
+/* The walk and the memo's check read other frames' slots on purpose (each
+ * read inside the thread's stack): under ASan those may be red zones of
+ * frames that are live now, which is no error here. */
+#if defined(__has_attribute)
+#if __has_attribute(no_sanitize_address)
+#define STACK_READER __attribute__((no_sanitize_address))
+#endif
+#endif
+#ifndef STACK_READER
+#define STACK_READER
+#endif
+
 void hs__unwind_set_mode(int mode) {
   __atomic_store_n(&hs__unwind_mode, mode, __ATOMIC_RELAXED);
 }
@@ -277,8 +289,8 @@ static inline uintptr_t bp_key(uintptr_t bp, uintptr_t sp) {
 
 /* The entry that can give the frames after (pc, sp, bp), want of them,
  * with every return address still where it was read; or NULL. */
-static tail_t *tail_find(memo_block_t *b, uintptr_t pc, uintptr_t sp,
-                         uintptr_t bp, int want) {
+STACK_READER static tail_t *tail_find(memo_block_t *b, uintptr_t pc,
+                                      uintptr_t sp, uintptr_t bp, int want) {
   unsigned set = tail_set(pc, sp);
   for (unsigned k = 0; k < TAIL_WAYS; k++) {
     if (b->key[set][k].pc != pc || b->key[set][k].sp != sp)
@@ -315,8 +327,9 @@ static hs_stack_memo_t *head_memo(head_t *h, const uintptr_t *out, int hn,
   return &h->memo;
 }
 
-int hs__unwind_fast(uintptr_t *out, int max, uintptr_t caller_ret,
-                    uintptr_t frame, hs_stack_memo_t **memo, unsigned s) {
+STACK_READER int hs__unwind_fast(uintptr_t *out, int max,
+                                 uintptr_t caller_ret, uintptr_t frame,
+                                 hs_stack_memo_t **memo, unsigned s) {
   /* heapsnap's own frames keep frame pointers (the build says so): follow
    * them to the one whose return address is the host's call. */
   uintptr_t f = frame;
