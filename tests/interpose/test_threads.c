@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -395,13 +396,15 @@ START_TEST(failed_realloc_racing_clear) {
   for (; rounds < 20000 && !resurrected; rounds++) {
     /* Re-arm: hs_track on domain 0 gives the block a fresh trace. */
     (void)hs_track(0, (uintptr_t)race_block, 64);
+    /* The waits yield: on a busy machine a bare spin holds the CPU the
+     * realloc thread needs, and 20,000 rounds then outlast the timeout. */
     long it = atomic_load(&race_iters);
     while (atomic_load(&race_iters) < it + 1)
-      ;
+      sched_yield();
     hs_clear_traces();
     it = atomic_load(&race_iters);
     while (atomic_load(&race_iters) < it + 2)
-      ; /* the realloc in flight during the clear has returned */
+      sched_yield(); /* the realloc in flight during the clear has returned */
     frames_seen = hs_t_frames(race_block);
     cur_seen = hs_t_current();
     if (frames_seen != HS_ENOTFOUND || cur_seen != 0)
