@@ -18,39 +18,31 @@ enum { SITES = 6, PER_SITE = 25, THREADS = 6 };
 
 static uintptr_t next_ptr = 0x40000000;
 
-__attribute__((noinline)) static void site(int k, size_t n) {
-  /* Each k leaves a different return address in the stack. */
-  switch (k) {
-  case 0:
-    hs_track(0, next_ptr += 64, n);
-    break;
-  case 1:
-    hs_track(0, next_ptr += 64, n);
-    break;
-  case 2:
-    hs_track(0, next_ptr += 64, n);
-    break;
-  case 3:
-    hs_track(1, next_ptr += 64, n);
-    break;
-  case 4:
-    hs_track(1, next_ptr += 64, n);
-    break;
-  default:
-    hs_track(2, next_ptr += 64, n);
-    break;
+/* One function per site, each on its own line: a switch of identical
+ * calls could be merged into one call site, and identical functions folded
+ * into one (the sizes differ, so they cannot be). */
+#define SITE(k)                                                               \
+  __attribute__((noinline)) static void site##k(void) {                       \
+    hs_track((k) % 3, next_ptr += 64, SITE_SIZE(k));                          \
+    __asm__ volatile("" ::: "memory");                                        \
   }
-  __asm__ volatile("" ::: "memory");
-}
+#define SITE_SIZE(k) ((size_t)(k) * 16 + 16)
+SITE(0)
+SITE(1)
+SITE(2)
+SITE(3)
+SITE(4)
+SITE(5)
+static void (*const sites[SITES])(void) = {site0, site1, site2,
+                                           site3, site4, site5};
 
 /* Tracks PER_SITE blocks at each site; returns the bytes tracked. */
 static uint64_t track_all(void) {
   uint64_t bytes = 0;
   for (int k = 0; k < SITES; k++)
     for (int i = 0; i < PER_SITE; i++) {
-      size_t n = (size_t)(k + 1) * 16;
-      site(k, n);
-      bytes += n;
+      sites[k]();
+      bytes += SITE_SIZE(k);
     }
   return bytes;
 }
