@@ -145,20 +145,32 @@ static pthread_mutex_t wrap_mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_wrapper_t *global_wrappers; /* protected by wrap_mu */
 static uint32_t nglobal_wrappers;     /* protected by wrap_mu */
 
+/* Appends a wrapper. The steps are ordered so that the list is whole at
+ * every instant a fork can stop this thread (the child then makes wrap_mu
+ * anew and reads the list): the new array is complete before it is
+ * published, the count grows after, and the old array is freed last - a
+ * realloc would free it while *arr still named it. */
 static int push_wrapper(hs_wrapper_t **arr, uint32_t *n, int kind,
                         const char *pattern) {
   if (kind < HS_WRAP_FUNCTION || kind > HS_WRAP_MODULE || !pattern)
     return HS_EINVAL;
-  hs_wrapper_t *na = realloc(*arr, (*n + 1) * sizeof *na);
-  if (!na)
-    return HS_ENOMEM;
-  *arr = na;
+  hs_wrapper_t *old = *arr, *na = malloc((*n + 1) * sizeof *na);
   char *copy = strdup(pattern);
-  if (!copy)
+  if (!na || !copy) {
+    free(na);
+    free(copy);
     return HS_ENOMEM;
+  }
+  if (*n)
+    memcpy(na, old, *n * sizeof *na);
   na[*n].kind = kind;
   na[*n].pattern = copy;
+  atomic_signal_fence(memory_order_seq_cst);
+  *arr = na;
+  atomic_signal_fence(memory_order_seq_cst);
   ++*n;
+  atomic_signal_fence(memory_order_seq_cst);
+  free(old);
   return 0;
 }
 
@@ -445,8 +457,8 @@ static void sym_unlock(void) {
  * (leaked: freeing what was being changed is not safe). */
 void hs__symbols_fork_child(void) {
   pthread_mutex_init(&sym_mu, NULL);
-  /* The process-wide wrappers are consistent at any instant push_wrapper
-   * can be stopped (count bumped last), so only their lock needs making. */
+  /* The process-wide wrappers are whole at any instant push_wrapper can be
+   * stopped, so only their lock needs making. */
   pthread_mutex_init(&wrap_mu, NULL);
   if (atomic_load(&sym_busy)) {
     sym_kept = NULL;
