@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
         /* Refill the window to measure memory per live trace. */
         for (size_t i = 0; i < window_len; i++)
           window[i] = malloc(16 + i % 497);
-        hs_get_stats(&st16);
+        hs_get_stats(&st16, sizeof st16);
         for (size_t i = 0; i < window_len; i++) {
           free(window[i]);
           window[i] = NULL;

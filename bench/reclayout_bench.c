@@ -308,9 +308,9 @@ int main(void) {
       fprintf(stderr, "hs_start failed\n");
       return 2;
     }
-    hs_get_stats(&s0);
+    hs_get_stats(&s0, sizeof s0);
     build(l, recs);
-    hs_get_stats(&s1);
+    hs_get_stats(&s1, sizeof s1);
     hs_stop();
     if (s1.dropped_traces != s0.dropped_traces)
       fprintf(stderr, "warning: heapsnap dropped traces; bytes undercount\n");

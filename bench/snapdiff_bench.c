@@ -127,7 +127,7 @@ static int generate(const char *old_path, const char *new_path) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }
-  hs_snapshot_get_info(s, &in);
+  hs_snapshot_get_info(s, &in, sizeof in);
   hs_snapshot_free(s);
   hs_stop();
   struct stat sb;

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The totals of a statistics list, by value for use in assertions. */
+static hs_statistics_info_t stats_info(const hs_statistics_t *st) {
+  hs_statistics_info_t in;
+  hs_statistics_get_info(st, &in, sizeof in);
+  return in;
+}
+
 enum { N = 100000, TOP = 3 };
 
 static int failures;
@@ -146,8 +153,8 @@ static void measure(population_t *p, int number) {
    * built earlier are still alive): only the lines that moved are news. */
   int shown = 0;
   int64_t here = 0;
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_statistic_diff_t *d = &st->diffs[i];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_statistic_diff_t *d = hs_statistics_get_diff(st, i);
     if (d->size_diff == 0 && d->count_diff == 0)
       continue;
     if (ends_with(d->frames[d->site].filename, "populations.c"))
@@ -159,7 +166,7 @@ static void measure(population_t *p, int number) {
       shown++;
     }
   }
-  p->blocks = st->total_count_diff;
+  p->blocks = stats_info(st).total_count_diff;
 
   for (int i = 0; i < N; i++)
     p->rl_bytes += p->is_obj     ? rl_deep_sizeof(p->recs[i])
@@ -172,9 +179,9 @@ static void measure(population_t *p, int number) {
 
   CLAIM(p->traced == p->rl_bytes, "%s: traced %zu B, rl sizes %zu B", p->name,
         p->traced, p->rl_bytes);
-  CLAIM(st->total_size_diff == (int64_t)p->traced,
+  CLAIM(stats_info(st).total_size_diff == (int64_t)p->traced,
         "%s: the snapshots differ by %lld B, the counter by %zu B", p->name,
-        (long long)st->total_size_diff, p->traced);
+        (long long)stats_info(st).total_size_diff, p->traced);
   CLAIM(here == (int64_t)p->traced,
         "%s: only %lld of %zu B attributed to lines of populations.c", p->name,
         (long long)here, p->traced);

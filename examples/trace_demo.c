@@ -41,7 +41,7 @@ int main(void) {
   size_t current, peak;
   hs_get_traced_memory(&current, &peak);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   printf("traced: current=%zu B, peak=%zu B, live blocks=%llu, stacks=%llu, "
          "tracer memory=%zu B\n",
          current, peak, (unsigned long long)st.live_traces,

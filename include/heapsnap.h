@@ -16,10 +16,49 @@ extern "C" {
 #define HS_API
 #endif
 
-#define HS_VERSION_MAJOR 0
-#define HS_VERSION_MINOR 1
+/* The version of this header. The soname's number is the major version: a
+ * minor or patch release only adds (functions, members appended to the
+ * versioned structs below), so a program built against 1.x runs against
+ * any 1.y. hs_version() says what the loaded library is; a program that
+ * needs a function added in 1.y checks hs_version() >= HS_VERSION of 1.y.
+ * CMakeLists.txt reads the project version from these three lines. */
+#define HS_VERSION_MAJOR 1
+#define HS_VERSION_MINOR 0
 #define HS_VERSION_PATCH 0
-#define HS_VERSION_STRING "0.1.0"
+#define HS_VERSION                                                            \
+  (HS_VERSION_MAJOR * 10000 + HS_VERSION_MINOR * 100 + HS_VERSION_PATCH)
+#define HS_VERSION_STRING "1.0.0"
+
+/* ---- Threads, fork and signals: the contract ----------------------------
+ *
+ * Each declaration below carries a tag line "[MT ...] [AS ...] [fork ...]":
+ *
+ *   MT       may be called from any number of threads at once.
+ *   MT-obj   may be called from several threads at once, also on the same
+ *            snapshot or statistics object; only hs_snapshot_free() and
+ *            hs_statistics_free() need the object to themselves (no other
+ *            call on it may run, or follow).
+ *   AS-safe  may be called from a signal handler (async-signal-safe).
+ *   AS-no    must not: it takes locks or allocates, and a signal that
+ *            interrupts the same thread inside heapsnap would deadlock.
+ *   fork-ok  may be called in the child of fork() before exec, even when
+ *            the parent had other threads: the locks it takes are made
+ *            anew in the child by heapsnap's fork handlers.
+ *   fork-no  not before exec in the child of a multi-threaded parent: it
+ *            may wait on a lock (the dynamic loader's, libdw's, a
+ *            snapshot's) that a thread of the parent held at the fork.
+ *            In the child of a single-threaded parent everything is
+ *            fork-ok.
+ *
+ * A snapshot or statistics object that another thread was using at the
+ * fork must not be used in the child. Objects are never shared between
+ * processes. Memory heapsnap hands out (strings, frames, statistics)
+ * stays valid and unchanged until the object that owns it is freed, so
+ * readers need no lock of their own. */
+
+/* The library's HS_VERSION (that of the header it was built from), which
+ * may be newer than the caller's. [MT] [AS-safe] [fork-ok] */
+HS_API int hs_version(void);
 
 /* Traceback depth: hs_start() accepts 1..HS_MAX_FRAMES. The default of 16 is
  * what HEAPSNAP_FRAMES=default and the launcher use: native code reaches the
@@ -49,14 +88,18 @@ enum {
 #undef HS_ERRNO_ENUM
 };
 
-/* The sentence for an HS_E* code (a static string; never NULL). */
+/* The sentence for an HS_E* code (a static string; never NULL).
+ * [MT] [AS-safe] [fork-ok] */
 HS_API const char *hs_strerror(int err);
 
 /* ---- Tracing control (tracemalloc.start/stop/is_tracing/...) ---------- */
 
 /* Starts tracing every allocation with up to nframe frames per stack.
  * Returns 0, or HS_EINVAL when nframe is outside 1..HS_MAX_FRAMES.
- * A call while tracing is already on does nothing and keeps the old limit. */
+ * A call while tracing is already on does nothing and keeps the old limit.
+ * Calls of hs_start, hs_stop and hs_clear_traces from several threads are
+ * serialized; a snapshot taken meanwhile sees the traces of one state.
+ * [MT] [AS-no] [fork-ok] */
 HS_API int hs_start(int nframe);
 
 /* Sampling, for always-on use: with a rate of N bytes, heapsnap records on
@@ -67,40 +110,55 @@ HS_API int hs_start(int nframe);
  * hs_statistics_t.sample_rate say so). 0 (the default) traces every
  * allocation. Takes effect at the next hs_start(); seed 0 picks a random
  * seed, any other value makes the choice of samples repeatable.
- * Returns 0 or HS_EINVAL (rate above 2^40). */
+ * Returns 0 or HS_EINVAL (rate above 2^40). [MT] [AS-no] [fork-ok] */
 #define HS_DEFAULT_SAMPLE_RATE (64 * 1024)
 HS_API int hs_set_sample_rate(size_t bytes, uint64_t seed);
-/* The rate in force while tracing (else the one the next start will use). */
+/* The rate in force while tracing (else the one the next start will use).
+ * [MT] [AS-no] [fork-ok] */
 HS_API size_t hs_get_sample_rate(void);
 
 /* Stops tracing and frees every trace and stack. Blocks allocated while
- * tracing stay valid and can be freed normally afterwards. */
+ * tracing stay valid and can be freed normally afterwards. Snapshots
+ * taken before stay valid too. [MT] [AS-no] [fork-ok] */
 HS_API void hs_stop(void);
 
-/* 1 while tracing, else 0. */
+/* 1 while tracing, else 0 (one atomic load). [MT] [AS-safe] [fork-ok] */
 HS_API int hs_is_tracing(void);
 
-/* Drops every trace and stack; current and peak become 0. Tracing goes on. */
+/* Drops every trace and stack; current and peak become 0. Tracing goes on.
+ * [MT] [AS-no] [fork-ok] */
 HS_API void hs_clear_traces(void);
 
 /* The limit given to the last successful hs_start(), even after hs_stop();
- * HS_DEFAULT_FRAMES before any start. */
+ * HS_DEFAULT_FRAMES before any start. [MT] [AS-no] [fork-ok] */
 HS_API int hs_get_traceback_limit(void);
 
 /* Sum of the requested sizes of live traced blocks, and its highest value
  * since tracing started (or since hs_reset_peak()/hs_clear_traces()).
- * Both 0 when not tracing. Either pointer may be NULL. */
+ * Both 0 when not tracing. Either pointer may be NULL.
+ * [MT] [AS-no] [fork-ok] */
 HS_API void hs_get_traced_memory(size_t *current, size_t *peak);
 
-/* Sets peak to current. */
+/* Sets peak to current. [MT] [AS-no] [fork-ok] */
 HS_API void hs_reset_peak(void);
 
 /* Bytes heapsnap itself holds for its tables and stacks (tracemalloc's
- * get_tracemalloc_memory()). Never counted in the traced memory. */
+ * get_tracemalloc_memory()). Never counted in the traced memory.
+ * [MT] [AS-no] [fork-ok] */
 HS_API size_t hs_get_tracer_memory(void);
+
+/* Versioned structs (hs_stats_t, hs_snapshot_info_t, hs_statistics_info_t):
+ * the caller passes sizeof of its own struct and the library fills that
+ * many bytes at most, then sets .struct_size to the bytes it filled: less
+ * than the caller's when the library is older than the caller's header
+ * (the members past .struct_size are left as they were), never more.
+ * Later versions only append members, so a program built against an older
+ * header gets the members it knows. A size below sizeof(size_t) is
+ * HS_EINVAL. */
 
 /* Counters for what tracing cost and what it lost. */
 typedef struct hs_stats {
+  size_t struct_size;         /* bytes the library filled (see above) */
   uint64_t traced_current;    /* as hs_get_traced_memory() */
   uint64_t traced_peak;
   uint64_t live_traces;       /* traced blocks alive now, all domains */
@@ -120,26 +178,29 @@ typedef struct hs_stats {
                                  at the first start, kept until exit */
 } hs_stats_t;
 
-/* Fills *out. Always succeeds (counters are read without stopping threads,
- * so they are consistent only when no other thread allocates). */
-HS_API void hs_get_stats(hs_stats_t *out);
+/* Fills *out, a struct of size bytes (sizeof *out). Returns 0 or HS_EINVAL
+ * (out NULL, size too small). Counters are read without stopping threads,
+ * so they are consistent only when no other thread allocates.
+ * [MT] [AS-no] [fork-ok] */
+HS_API int hs_get_stats(hs_stats_t *out, size_t size);
 
 /* Copies the stack that allocated the live block ptr (domain 0) into
  * frames[0..max), most recent call first, as raw return addresses.
  * Returns the number of frames stored (which may be less than the stack's
  * depth when max is smaller), HS_ENOTFOUND when ptr is not traced,
- * HS_ENOTTRACING, or HS_EINVAL. */
+ * HS_ENOTTRACING, or HS_EINVAL. [MT] [AS-no] [fork-ok] */
 HS_API int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max);
 
 /* Domains, as PyTraceMalloc_Track: trace memory heapsnap cannot see itself
  * (pools, arenas, mmap regions, device memory). Domain 0 is the C heap.
  * Tracking a (domain, ptr) that is already traced replaces its size and
  * stack. Returns 0, HS_ENOMEM (the trace was dropped and counted) or
- * HS_ENOTTRACING. The stack recorded is the caller's. */
+ * HS_ENOTTRACING. The stack recorded is the caller's.
+ * [MT] [AS-no] [fork-ok] */
 HS_API int hs_track(unsigned int domain, uintptr_t ptr, size_t size);
 
 /* Forgets the trace of (domain, ptr). Returns 0 (also when it was not
- * traced) or HS_ENOTTRACING. */
+ * traced) or HS_ENOTTRACING. [MT] [AS-no] [fork-ok] */
 HS_API int hs_untrack(unsigned int domain, uintptr_t ptr);
 
 /* ---- Snapshots (tracemalloc.Snapshot) ------------------------------------ */
@@ -150,28 +211,37 @@ typedef struct hs_snapshot hs_snapshot_t;
  * loaded modules (path, build-id, load address) while other threads keep
  * allocating. Symbolization happens later, once, at the first statistics,
  * filter or dump call. Returns 0, HS_ENOTTRACING or HS_ENOMEM.
- * Caller frees *out with hs_snapshot_free(). */
+ * Caller frees *out with hs_snapshot_free(). Concurrent hs_stop() or
+ * hs_clear_traces() make it see the traces before or after, or fail with
+ * HS_ENOTTRACING; never a mix that names a freed stack.
+ * [MT] [AS-no] [fork-no: reads the loader's module list] */
 HS_API int hs_take_snapshot(hs_snapshot_t **out);
 
 /* Frees a snapshot (NULL is fine). Statistics taken from it must be freed
- * first: their strings point into it. */
+ * first: their strings point into it. No other call on snap may run at
+ * the same time. [MT, but exclusive on snap] [AS-no] [fork-ok] */
 HS_API void hs_snapshot_free(hs_snapshot_t *snap);
 
 /* Writes the snapshot to path as a .hsnap file (docs/format.md), after
  * symbolizing it. The file is written under a temporary name in the same
  * directory and renamed, so path never holds a partial file. Returns 0,
- * HS_ENOMEM, or HS_EIO with errno telling why. */
+ * HS_ENOMEM, or HS_EIO with errno telling why. Several threads may dump,
+ * compare and take statistics of one snapshot at once: the first to need
+ * the symbols resolves them, the others wait for it.
+ * [MT-obj] [AS-no] [fork-no: symbolizes with libdw] */
 HS_API int hs_snapshot_dump(hs_snapshot_t *snap, const char *path);
 
 /* Loads a .hsnap file. Returns 0 or HS_EIO, HS_EFORMAT, HS_EVERSION,
  * HS_ETRUNC, HS_ECORRUPT, HS_ENOMEM; then err (if not NULL) holds one line
  * "PATH: what is wrong". Every field is validated: hostile files are safe.
- * Caller frees *out with hs_snapshot_free(). */
+ * Caller frees *out with hs_snapshot_free(). [MT] [AS-no] [fork-ok] */
 HS_API int hs_snapshot_load(const char *path, hs_snapshot_t **out, char *err,
                             size_t errlen);
 
-/* What a snapshot says about itself. Strings live as long as the snapshot. */
+/* What a snapshot says about itself (a versioned struct, see hs_stats_t).
+ * Strings live as long as the snapshot. */
 typedef struct hs_snapshot_info {
+  size_t struct_size;      /* bytes the library filled */
   uint64_t pid;
   uint64_t time_ns;        /* CLOCK_REALTIME when taken */
   int traceback_limit;     /* nframe in force when taken */
@@ -188,8 +258,10 @@ typedef struct hs_snapshot_info {
                               from one sample per N bytes */
   const char *program;     /* path of the program, "" if unknown */
 } hs_snapshot_info_t;
-HS_API void hs_snapshot_get_info(const hs_snapshot_t *snap,
-                                 hs_snapshot_info_t *out);
+/* Fills *out, a struct of size bytes (sizeof *out): 0 or HS_EINVAL.
+ * [MT-obj] [AS-no] [fork-ok] */
+HS_API int hs_snapshot_get_info(const hs_snapshot_t *snap,
+                                hs_snapshot_info_t *out, size_t size);
 
 /* Statistics keys. The "site" of an allocation is the innermost frame that
  * has source-line information and is not an allocation wrapper (see
@@ -206,6 +278,11 @@ typedef enum hs_key {
   HS_KEY_FUNCTION = 2,
   HS_KEY_TRACEBACK = 3
 } hs_key_t;
+
+/* hs_frame_t, hs_statistic_t, hs_statistic_diff_t and hs_filter_t are
+ * elements of arrays (the caller indexes frames[i], passes filters[n]) or
+ * built by callers for the format functions, so they carry no size: their
+ * layout is fixed for soname 1 and changes only with the next soname. */
 
 /* One frame of a key. Strings are NULL when unknown; they live as long as
  * the snapshot the statistics came from. */
@@ -235,27 +312,54 @@ typedef struct hs_statistic_diff {
   int64_t count_diff;
 } hs_statistic_diff_t;
 
-typedef struct hs_statistics {
+/* The result of hs_snapshot_statistics() or hs_snapshot_compare(): an
+ * opaque, immutable, sorted list, read with the getters below, as one
+ * iterates tracemalloc's list of Statistic:
+ *
+ *   for (size_t i = 0; i < hs_statistics_count(st); i++)
+ *     hs_statistic_format(hs_statistics_get(st, i), key, buf, sizeof buf);
+ *
+ * Getters are [MT-obj] [AS-no] [fork-ok]: any number of threads may read
+ * one list at once. */
+typedef struct hs_statistics hs_statistics_t;
+
+/* Entries in the list (0 for NULL). */
+HS_API size_t hs_statistics_count(const hs_statistics_t *st);
+/* Entry i of a statistics list; NULL when i is past the end or st came
+ * from hs_snapshot_compare(). Lives as long as st. */
+HS_API const hs_statistic_t *hs_statistics_get(const hs_statistics_t *st,
+                                               size_t i);
+/* Entry i of a compare list; NULL when i is past the end or st came from
+ * hs_snapshot_statistics(). Lives as long as st. */
+HS_API const hs_statistic_diff_t *
+hs_statistics_get_diff(const hs_statistics_t *st, size_t i);
+
+/* What a list is about (a versioned struct, see hs_stats_t). */
+typedef struct hs_statistics_info {
+  size_t struct_size;       /* bytes the library filled */
   hs_key_t key;
-  size_t count;                /* entries in stats / diffs */
-  hs_statistic_t *stats;       /* hs_snapshot_statistics(), sorted */
-  hs_statistic_diff_t *diffs;  /* hs_snapshot_compare(), sorted */
-  uint64_t total_size;         /* over all traces of the (new) snapshot */
+  int cumulative;
+  int compare;              /* 1: from hs_snapshot_compare() (diff entries) */
+  size_t count;             /* entries, as hs_statistics_count() */
+  uint64_t total_size;      /* over all traces of the (new) snapshot */
   uint64_t total_count;
-  int64_t total_size_diff;     /* compare only */
+  int64_t total_size_diff;  /* compare only */
   int64_t total_count_diff;
-  uint64_t sample_rate;        /* 0: exact; N: sizes and counts are
-                                  estimates (of the new snapshot; a compare
-                                  with a sampled old one says the old's in
-                                  old_sample_rate) */
+  uint64_t sample_rate;     /* 0: exact; N: sizes and counts are estimates
+                               (of the new snapshot; a compare with a
+                               sampled old one says the old's in
+                               old_sample_rate) */
   uint64_t old_sample_rate;
-  void *priv_;                 /* storage for the frames */
-} hs_statistics_t;
+} hs_statistics_info_t;
+/* Fills *out, a struct of size bytes (sizeof *out): 0 or HS_EINVAL. */
+HS_API int hs_statistics_get_info(const hs_statistics_t *st,
+                                  hs_statistics_info_t *out, size_t size);
 
 /* Statistics of a snapshot grouped by key, sorted as tracemalloc sorts:
  * size, count, then key, all descending. Returns 0, HS_EINVAL (cumulative
  * with HS_KEY_TRACEBACK, or a bad key) or HS_ENOMEM.
- * Caller frees *out with hs_statistics_free(). */
+ * Caller frees *out with hs_statistics_free().
+ * [MT-obj] [AS-no] [fork-no: symbolizes with libdw] */
 HS_API int hs_snapshot_statistics(hs_snapshot_t *snap, hs_key_t key,
                                   int cumulative, hs_statistics_t **out);
 
@@ -263,11 +367,15 @@ HS_API int hs_snapshot_statistics(hs_snapshot_t *snap, hs_key_t key,
  * key of either snapshot, the other side counted as zero, sorted by
  * |size_diff|, size, |count_diff|, count, key, all descending. Keys compare
  * by (file, line, function), never by address. Same returns as
- * hs_snapshot_statistics(). Caller frees with hs_statistics_free(). */
+ * hs_snapshot_statistics(). Caller frees with hs_statistics_free().
+ * snap and old may be the same snapshot, and other threads may use either.
+ * [MT-obj] [AS-no] [fork-no: symbolizes with libdw] */
 HS_API int hs_snapshot_compare(hs_snapshot_t *snap, hs_snapshot_t *old,
                                hs_key_t key, int cumulative,
                                hs_statistics_t **out);
 
+/* Frees a list (NULL is fine); no other call on st may run at the same
+ * time. [MT, but exclusive on st] [AS-no] [fork-ok] */
 HS_API void hs_statistics_free(hs_statistics_t *st);
 
 /* Filters, as tracemalloc's Filter and DomainFilter. A trace is kept if
@@ -282,24 +390,35 @@ typedef struct hs_filter {
 } hs_filter_t;
 
 /* A new snapshot with the traces that pass the filters (all of them when
- * nfilter is 0). Returns 0, HS_EINVAL or HS_ENOMEM. */
+ * nfilter is 0). Returns 0, HS_EINVAL or HS_ENOMEM. The new snapshot is
+ * the caller's, freed with hs_snapshot_free().
+ * [MT-obj] [AS-no] [fork-no: symbolizes with libdw] */
 HS_API int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
                               size_t nfilter, hs_snapshot_t **out);
 
 /* Allocation wrappers: frames skipped when looking for the site. The
  * defaults cover the malloc family and string duplicators, operator new,
  * std::allocator and the standard library headers, reclayout's allocating
- * functions, and the modules libc, libstdc++ and heapsnap. */
+ * functions, and the modules libc, libstdc++ and heapsnap. A change waits
+ * for the statistics, compares and filters running on snap, and applies
+ * to those started after it returns. Returns 0, HS_EINVAL or HS_ENOMEM.
+ * [MT-obj] [AS-no] [fork-ok] */
 enum { HS_WRAP_FUNCTION = 1, HS_WRAP_FILE = 2, HS_WRAP_MODULE = 3 };
 HS_API int hs_snapshot_add_wrapper(hs_snapshot_t *snap, int kind,
                                    const char *pattern);
 /* Wrappers every snapshot taken or loaded afterwards starts with (the
- * launcher's --wrapper and HEAPSNAP_WRAPPERS use this). */
+ * launcher's --wrapper and HEAPSNAP_WRAPPERS use this).
+ * [MT] [AS-no] [fork-ok] */
 HS_API int hs_add_wrapper(int kind, const char *pattern);
-/* raw != 0: the site is frame 0, exactly as tracemalloc does. */
+/* raw != 0: the site is frame 0, exactly as tracemalloc does. Ordered
+ * with running calls as hs_snapshot_add_wrapper(). [MT-obj] [AS-no]
+ * [fork-ok] */
 HS_API void hs_snapshot_set_raw(hs_snapshot_t *snap, int raw);
 
 /* ---- Text, as tracemalloc prints it -------------------------------------- */
+
+/* The format functions only read their arguments and write buf: [MT]
+ * [AS-no: snprintf] [fork-ok]; hs_traceback_format reads source files. */
 
 /* tracemalloc's _format_size: "10239 B", "10.0 KiB", "-19.5 KiB" (sign: a
  * '+' for positives and zero). Returns buf. */

@@ -26,6 +26,13 @@
 #endif
 #endif
 
+/* Copies the first size bytes (at most full_size) of full, a versioned
+ * struct of heapsnap.h, to out and sets out's struct_size to the bytes
+ * copied. 0, or HS_EINVAL when out is NULL or size is below
+ * sizeof(size_t). */
+HS_HIDDEN int hs__fill_versioned(void *out, size_t size, const void *full,
+                                 size_t full_size);
+
 #define HS_CACHELINE 64
 
 /* Non-zero while this thread runs heapsnap code: the interposer then passes

@@ -414,6 +414,8 @@ static void snap_free(struct hs_snapshot *s) {
     for (uint32_t i = 0; i < s->modules.count; i++)
       free(s->modules.mods[i].path);
   free(s->modules.mods);
+  pthread_rwlock_destroy(&s->settings_lock);
+  pthread_mutex_destroy(&s->symbolize_mu);
   free(s);
 }
 
@@ -571,6 +573,7 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   struct hs_snapshot *s = calloc(1, sizeof *s);
   if (!s)
     return fail(r, HS_ENOMEM, "out of memory");
+  hs__snapshot_locks_init(s);
   int rc = HS_ENOMEM;
   s->symbolized = 1;
   s->pid = GET(64, b, H, pid);

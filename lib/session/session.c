@@ -383,7 +383,7 @@ static void check_thresholds(void) {
     hs_snapshot_t *s;
     if (hs_take_snapshot(&s) == 0) {
       hs_snapshot_info_t in;
-      hs_snapshot_get_info(s, &in);
+      hs_snapshot_get_info(s, &in, sizeof in);
       hs_snapshot_free(peak_snap);
       peak_snap = s;
       peak_taken = in.size;
@@ -614,7 +614,7 @@ void hs__session_fork_child(void) {
  * cost, so that a run can be checked against an uninjected one. */
 static void fault_report(void) {
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   say("heapsnap: fault injection: pid %ld: %llu internal allocations, %llu "
       "failed; %llu traces dropped (%llu bytes), %llu traced\n",
       (long)getpid(), (unsigned long long)atomic_load(&fault.calls),

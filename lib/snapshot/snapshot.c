@@ -145,20 +145,32 @@ static pthread_mutex_t wrap_mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_wrapper_t *global_wrappers; /* protected by wrap_mu */
 static uint32_t nglobal_wrappers;     /* protected by wrap_mu */
 
+/* Appends a wrapper. The steps are ordered so that the list is whole at
+ * every instant a fork can stop this thread (the child then makes wrap_mu
+ * anew and reads the list): the new array is complete before it is
+ * published, the count grows after, and the old array is freed last - a
+ * realloc would free it while *arr still named it. */
 static int push_wrapper(hs_wrapper_t **arr, uint32_t *n, int kind,
                         const char *pattern) {
   if (kind < HS_WRAP_FUNCTION || kind > HS_WRAP_MODULE || !pattern)
     return HS_EINVAL;
-  hs_wrapper_t *na = realloc(*arr, (*n + 1) * sizeof *na);
-  if (!na)
-    return HS_ENOMEM;
-  *arr = na;
+  hs_wrapper_t *old = *arr, *na = malloc((*n + 1) * sizeof *na);
   char *copy = strdup(pattern);
-  if (!copy)
+  if (!na || !copy) {
+    free(na);
+    free(copy);
     return HS_ENOMEM;
+  }
+  if (*n)
+    memcpy(na, old, *n * sizeof *na);
   na[*n].kind = kind;
   na[*n].pattern = copy;
+  atomic_signal_fence(memory_order_seq_cst);
+  *arr = na;
+  atomic_signal_fence(memory_order_seq_cst);
   ++*n;
+  atomic_signal_fence(memory_order_seq_cst);
+  free(old);
   return 0;
 }
 
@@ -185,10 +197,16 @@ int hs__snapshot_init_wrappers(struct hs_snapshot *s) {
   return rc;
 }
 
+void hs__snapshot_locks_init(struct hs_snapshot *s) {
+  pthread_rwlock_init(&s->settings_lock, NULL);
+  pthread_mutex_init(&s->symbolize_mu, NULL);
+}
+
 struct hs_snapshot *hs__snapshot_new(void) {
   struct hs_snapshot *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
+  hs__snapshot_locks_init(s);
   s->program = HS_NOSTR;
   if (hs__snapshot_init_wrappers(s) != 0) {
     hs_snapshot_free(s);
@@ -202,14 +220,19 @@ int hs_snapshot_add_wrapper(hs_snapshot_t *snap, int kind,
   if (!snap)
     return HS_EINVAL;
   hs__guard_enter();
+  pthread_rwlock_wrlock(&snap->settings_lock);
   int rc = push_wrapper(&snap->wrappers, &snap->nwrappers, kind, pattern);
+  pthread_rwlock_unlock(&snap->settings_lock);
   hs__guard_exit();
   return rc;
 }
 
 void hs_snapshot_set_raw(hs_snapshot_t *snap, int raw) {
-  if (snap)
-    snap->raw_mode = raw != 0;
+  if (!snap)
+    return;
+  pthread_rwlock_wrlock(&snap->settings_lock);
+  snap->raw_mode = raw != 0;
+  pthread_rwlock_unlock(&snap->settings_lock);
 }
 
 void hs_snapshot_free(hs_snapshot_t *s) {
@@ -228,6 +251,9 @@ void hs_snapshot_free(hs_snapshot_t *s) {
   for (uint32_t i = 0; i < s->nwrappers; i++)
     free(s->wrappers[i].pattern);
   free(s->wrappers);
+  free(s->program_path);
+  pthread_rwlock_destroy(&s->settings_lock);
+  pthread_mutex_destroy(&s->symbolize_mu);
   free(s);
   hs__guard_exit();
 }
@@ -305,7 +331,8 @@ static int read_program(struct hs_snapshot *s) {
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
   path[n > 0 ? n : 0] = '\0';
   s->program = hs__strtab_add(s, path);
-  return s->program == HS_NOSTR ? HS_ENOMEM : 0;
+  s->program_path = strdup(path);
+  return s->program == HS_NOSTR || !s->program_path ? HS_ENOMEM : 0;
 }
 
 int hs_take_snapshot(hs_snapshot_t **out) {
@@ -325,7 +352,7 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   s->pid = (uint64_t)getpid();
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   s->nframe = (uint32_t)hs_get_traceback_limit();
   s->traced_current = st.traced_current;
   s->traced_peak = st.traced_peak;
@@ -430,6 +457,9 @@ static void sym_unlock(void) {
  * (leaked: freeing what was being changed is not safe). */
 void hs__symbols_fork_child(void) {
   pthread_mutex_init(&sym_mu, NULL);
+  /* The process-wide wrappers are whole at any instant push_wrapper can be
+   * stopped, so only their lock needs making. */
+  pthread_mutex_init(&wrap_mu, NULL);
   if (atomic_load(&sym_busy)) {
     sym_kept = NULL;
     atomic_store(&sym_busy, 0);
@@ -569,10 +599,8 @@ out:
   return rc;
 }
 
-int hs__snapshot_symbolize(struct hs_snapshot *s) {
-  if (s->symbolized)
-    return 0;
-  hs__guard_enter();
+/* The symbolized stage built from the raw one; symbolize_mu held. */
+static int symbolize_locked(struct hs_snapshot *s) {
   int rc = HS_ENOMEM;
   uint64_t frames = 0;
   for (uint32_t st = 0; st < s->nstacks; st++)
@@ -589,12 +617,12 @@ int hs__snapshot_symbolize(struct hs_snapshot *s) {
     sym_unlock();
   }
   if (rc == 0) {
-    s->symbolized = 1;
     free(s->raw);
     free(s->raw_first);
     free(s->raw_n);
     s->raw = NULL;
     s->raw_first = s->raw_n = NULL;
+    atomic_store_explicit(&s->symbolized, 1, memory_order_release);
   } else {
     free(s->stacks);
     free(s->locs);
@@ -604,32 +632,53 @@ int hs__snapshot_symbolize(struct hs_snapshot *s) {
     s->stack_locs = NULL;
     s->nlocs = s->nstack_locs = 0;
   }
+  return rc;
+}
+
+int hs__snapshot_symbolize(struct hs_snapshot *s) {
+  /* Acquire pairs with the release in symbolize_locked: a thread that sees
+   * the flag sees the whole stage, and the raw one is never read again. */
+  if (atomic_load_explicit(&s->symbolized, memory_order_acquire))
+    return 0;
+  hs__guard_enter();
+  pthread_mutex_lock(&s->symbolize_mu);
+  int rc = 0;
+  if (!atomic_load_explicit(&s->symbolized, memory_order_relaxed))
+    rc = symbolize_locked(s);
+  pthread_mutex_unlock(&s->symbolize_mu);
   hs__guard_exit();
   return rc;
 }
 
-void hs_snapshot_get_info(const hs_snapshot_t *s, hs_snapshot_info_t *out) {
-  if (!s || !out)
-    return;
-  memset(out, 0, sizeof *out);
-  out->pid = s->pid;
-  out->time_ns = s->time_ns;
-  out->traceback_limit = (int)s->nframe;
-  out->traced_current = s->traced_current;
-  out->traced_peak = s->traced_peak;
-  out->dropped_traces = s->dropped_traces;
-  out->dropped_bytes = s->dropped_bytes;
-  out->tracer_memory = s->tracer_memory;
+int hs_snapshot_get_info(const hs_snapshot_t *s, hs_snapshot_info_t *out,
+                         size_t size) {
+  if (!s)
+    return HS_EINVAL;
+  hs_snapshot_info_t in = {0};
+  in.pid = s->pid;
+  in.time_ns = s->time_ns;
+  in.traceback_limit = (int)s->nframe;
+  in.traced_current = s->traced_current;
+  in.traced_peak = s->traced_peak;
+  in.dropped_traces = s->dropped_traces;
+  in.dropped_bytes = s->dropped_bytes;
+  in.tracer_memory = s->tracer_memory;
   for (uint64_t g = 0; g < s->ngroups; g++) {
     uint64_t bytes, count;
     hs__group_estimate(s, &s->groups[g], &bytes, &count);
-    out->size += bytes;
-    out->count += count;
+    in.size += bytes;
+    in.count += count;
   }
-  out->sample_rate = s->sample_rate;
-  out->stacks = s->nstacks;
-  out->modules = s->modules.count;
-  out->program = s->program != HS_NOSTR ? hs__str(s, s->program) : "";
+  in.sample_rate = s->sample_rate;
+  in.stacks = s->nstacks;
+  in.modules = s->modules.count;
+  /* Not strtab while another thread may be symbolizing (it grows strtab,
+   * moving it): the owned copy never moves. A loaded snapshot's strtab
+   * never grows. */
+  in.program = s->program_path          ? s->program_path
+               : s->program != HS_NOSTR ? s->strtab + s->program
+                                        : "";
+  return hs__fill_versioned(out, size, &in, sizeof in);
 }
 
 /* A deep copy with the groups chosen by keep (NULL keeps all). */
@@ -640,19 +689,29 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   struct hs_snapshot *c = calloc(1, sizeof *c);
   if (!c)
     return HS_ENOMEM;
-  *c = *s;
-  c->raw = NULL;
-  c->raw_first = c->raw_n = NULL;
-  c->strtab = NULL;
-  c->locs = NULL;
-  c->stack_locs = NULL;
-  c->stacks = NULL;
-  c->groups = NULL;
-  c->wrappers = NULL;
-  c->nwrappers = 0;
-  c->modules.mods = NULL;
-  c->modules.count = 0;
+  /* Field by field, not *c = *s: s's locks are in use by other threads
+   * and its raw stage is gone (s is symbolized). */
+  hs__snapshot_locks_init(c);
+  c->pid = s->pid;
+  c->time_ns = s->time_ns;
+  c->nframe = s->nframe;
+  c->traced_current = s->traced_current;
+  c->traced_peak = s->traced_peak;
+  c->dropped_traces = s->dropped_traces;
+  c->dropped_bytes = s->dropped_bytes;
+  c->tracer_memory = s->tracer_memory;
+  c->program = s->program;
+  c->sample_rate = s->sample_rate;
+  atomic_store_explicit(&c->symbolized, 1, memory_order_relaxed);
+  c->strtab_len = s->strtab_len;
+  c->nlocs = s->nlocs;
+  c->nstack_locs = s->nstack_locs;
+  c->nstacks = s->nstacks;
+  c->ngroups = s->ngroups;
+  c->raw_mode = s->raw_mode;
   int rc = HS_ENOMEM;
+  if (s->program_path && !(c->program_path = strdup(s->program_path)))
+    goto fail;
 #define DUP(field, n)                                                         \
   do {                                                                        \
     size_t bytes_ = (size_t)(n) * sizeof *s->field;                           \

@@ -55,6 +55,10 @@ struct hs_snapshot {
   uint64_t dropped_bytes;
   uint64_t tracer_memory;  /* hs_get_tracer_memory() when taken */
   uint32_t program;        /* strtab offset of the program path */
+  char *program_path;      /* the same string, owned: strtab moves while a
+                              live snapshot symbolizes, and info hands this
+                              out for the snapshot's life (NULL: use
+                              program) */
   uint64_t sample_rate;    /* 0: exact; N: sampled, one per N bytes */
 
   /* ---- modules loaded when taken (paths are owned C strings) ---- */
@@ -66,7 +70,10 @@ struct hs_snapshot {
   uint32_t *raw_n;       /* per stack: its raw frame count */
 
   /* ---- symbolized stage (always present in a loaded snapshot) ---- */
-  int symbolized;
+  /* Set (release) once the symbolized stage is complete; from then on
+   * everything above and below but the attribution settings is read-only,
+   * so readers on several threads need no lock. */
+  atomic_int symbolized;
   char *strtab;          /* NUL-terminated strings, back to back */
   uint32_t strtab_len;   /* bytes used */
   uint32_t strtab_cap;   /* bytes allocated */
@@ -82,10 +89,22 @@ struct hs_snapshot {
   uint64_t ngroups;
 
   /* ---- attribution settings (not stored in files) ---- */
-  hs_wrapper_t *wrappers;
-  uint32_t nwrappers;
-  int raw_mode; /* 1: the site is frame 0, as tracemalloc does */
+  hs_wrapper_t *wrappers; /* protected by settings_lock */
+  uint32_t nwrappers;     /* protected by settings_lock */
+  int raw_mode; /* protected by settings_lock; 1: the site is frame 0 */
+
+  /* ---- concurrency (the contract in heapsnap.h) ---- */
+  /* Held for writing to change the settings above, for reading by every
+   * pass that uses them (statistics, compare, filter). */
+  pthread_rwlock_t settings_lock;
+  /* Serializes the one symbolization: the first caller does it while the
+   * others wait, instead of two building (and freeing) the stage at once. */
+  pthread_mutex_t symbolize_mu;
 };
+
+/* Makes the locks of a snapshot made by calloc (hs__snapshot_new and the
+ * file reader call it; hs_snapshot_free destroys them). */
+HS_HIDDEN void hs__snapshot_locks_init(struct hs_snapshot *s);
 
 /* The string at offset off, or NULL for HS_NOSTR. */
 static inline const char *hs__str(const struct hs_snapshot *s, uint32_t off) {

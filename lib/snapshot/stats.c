@@ -13,6 +13,15 @@ HS_HIDDEN int hs__loc_is_wrapper(const struct hs_snapshot *s,
 HS_HIDDEN int hs__snapshot_copy(const struct hs_snapshot *s,
                                 const uint8_t *keep, struct hs_snapshot **out);
 
+/* What hs_statistics_t hides: the sorted entries and the frames their keys
+ * point into. Immutable once run() returns it. */
+struct hs_statistics {
+  hs_statistics_info_t info;
+  hs_statistic_t *stats;      /* statistics: info.count entries, else NULL */
+  hs_statistic_diff_t *diffs; /* compare: info.count entries, else NULL */
+  hs_frame_t *frames;         /* storage for every entry's key */
+};
+
 /* ---- sites ---- */
 
 /* Per-pass cache of which locs are wrappers: 0 unknown, 1 yes, 2 no. */
@@ -328,6 +337,30 @@ static int cmp_diff(const void *pa, const void *pb) {
   return -cmp_key(a->frames, a->nframe, b->frames, b->nframe);
 }
 
+/* Holds the settings of a and b (b may be NULL or a) for reading while a
+ * pass uses them. Lower address first: compare(a, b) on one thread and
+ * compare(b, a) on another would otherwise take them in opposite orders,
+ * which deadlocks as soon as a writer queued on one of them blocks new
+ * readers (as writer-preferring rwlocks do). */
+static void settings_rdlock(struct hs_snapshot *a, struct hs_snapshot *b) {
+  if (b == a)
+    b = NULL;
+  if (b && (uintptr_t)b < (uintptr_t)a) {
+    struct hs_snapshot *t = a;
+    a = b;
+    b = t;
+  }
+  pthread_rwlock_rdlock(&a->settings_lock);
+  if (b)
+    pthread_rwlock_rdlock(&b->settings_lock);
+}
+
+static void settings_unlock(struct hs_snapshot *a, struct hs_snapshot *b) {
+  if (b && b != a)
+    pthread_rwlock_unlock(&b->settings_lock);
+  pthread_rwlock_unlock(&a->settings_lock);
+}
+
 static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
                int cumulative, hs_statistics_t **out) {
   if (!out)
@@ -337,6 +370,7 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
       (cumulative && key == HS_KEY_TRACEBACK))
     return HS_EINVAL;
   hs__guard_enter();
+  settings_rdlock(snap, old);
   group_by_t g = {.key = key};
   hs_statistics_t *st = calloc(1, sizeof *st);
   int rc = st ? 0 : HS_ENOMEM;
@@ -347,26 +381,30 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   if (rc != 0)
     goto fail;
   rc = HS_ENOMEM;
-  st->key = key;
-  st->count = g.nents;
-  st->sample_rate = snap->sample_rate;
+  hs_statistics_info_t *in = &st->info;
+  in->struct_size = sizeof *in;
+  in->key = key;
+  in->cumulative = cumulative != 0;
+  in->compare = old != NULL;
+  in->count = g.nents;
+  in->sample_rate = snap->sample_rate;
   for (uint64_t gi = 0; gi < snap->ngroups; gi++) {
     uint64_t b, c;
     hs__group_estimate(snap, &snap->groups[gi], &b, &c);
-    st->total_size += b;
-    st->total_count += c;
+    in->total_size += b;
+    in->total_count += c;
   }
   if (old) {
     uint64_t os = 0, oc = 0;
-    st->old_sample_rate = old->sample_rate;
+    in->old_sample_rate = old->sample_rate;
     for (uint64_t gi = 0; gi < old->ngroups; gi++) {
       uint64_t b, c;
       hs__group_estimate(old, &old->groups[gi], &b, &c);
       os += b;
       oc += c;
     }
-    st->total_size_diff = (int64_t)(st->total_size - os);
-    st->total_count_diff = (int64_t)(st->total_count - oc);
+    in->total_size_diff = (int64_t)(in->total_size - os);
+    in->total_count_diff = (int64_t)(in->total_count - oc);
     st->diffs = calloc(g.nents + 1, sizeof *st->diffs);
     if (!st->diffs)
       goto fail;
@@ -393,15 +431,17 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
     }
     qsort(st->stats, g.nents, sizeof *st->stats, cmp_stat);
   }
-  st->priv_ = g.frames;
+  st->frames = g.frames;
   g.frames = NULL;
   group_by_free(&g);
   *out = st;
-  hs__guard_exit();
-  return 0;
+  rc = 0;
+  goto done;
 fail:
   group_by_free(&g);
   hs_statistics_free(st);
+done:
+  settings_unlock(snap, old);
   hs__guard_exit();
   return rc;
 }
@@ -427,9 +467,29 @@ void hs_statistics_free(hs_statistics_t *st) {
   hs__guard_enter();
   free(st->stats);
   free(st->diffs);
-  free(st->priv_);
+  free(st->frames);
   free(st);
   hs__guard_exit();
+}
+
+size_t hs_statistics_count(const hs_statistics_t *st) {
+  return st ? st->info.count : 0;
+}
+
+const hs_statistic_t *hs_statistics_get(const hs_statistics_t *st, size_t i) {
+  return st && st->stats && i < st->info.count ? &st->stats[i] : NULL;
+}
+
+const hs_statistic_diff_t *hs_statistics_get_diff(const hs_statistics_t *st,
+                                                  size_t i) {
+  return st && st->diffs && i < st->info.count ? &st->diffs[i] : NULL;
+}
+
+int hs_statistics_get_info(const hs_statistics_t *st, hs_statistics_info_t *out,
+                           size_t size) {
+  if (!st)
+    return HS_EINVAL;
+  return hs__fill_versioned(out, size, &st->info, sizeof st->info);
 }
 
 /* ---- filters (tracemalloc's Filter and DomainFilter) ---- */
@@ -486,6 +546,7 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
   if (!snap || (nfilter && !filters))
     return HS_EINVAL;
   hs__guard_enter();
+  settings_rdlock(snap, NULL);
   int rc = hs__snapshot_symbolize(snap);
   uint8_t *keep = NULL;
   site_ctx_t sc = {snap, NULL};
@@ -515,6 +576,7 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
   }
   rc = hs__snapshot_copy(snap, keep, out);
 out:
+  settings_unlock(snap, NULL);
   free(keep);
   free(sc.wrap);
   hs__guard_exit();

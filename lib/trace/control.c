@@ -362,24 +362,25 @@ size_t hs_get_tracer_memory(void) {
   return n;
 }
 
-void hs_get_stats(hs_stats_t *out) {
+int hs_get_stats(hs_stats_t *out, size_t size) {
   size_t c = 0, p = 0;
-  if (!out)
-    return;
-  memset(out, 0, sizeof *out);
+  if (!out || size < sizeof(size_t))
+    return HS_EINVAL;
+  hs_stats_t st = {0};
   if (hs_is_tracing())
     hs__traces_totals(&c, &p);
-  out->traced_current = c;
-  out->traced_peak = p;
-  out->live_traces = hs__traces_count();
-  out->stacks = hs__stack_count();
-  out->tracer_memory = hs_get_tracer_memory();
-  out->trace_table_bytes = hs__mem_used(HS_MEM_TRACES);
-  out->stack_table_bytes = hs__mem_used(HS_MEM_STACKS);
-  out->dropped_traces = atomic_load(&dropped_traces) + hs__defer_lost_in_fork();
-  out->dropped_bytes = atomic_load(&dropped_bytes);
-  out->alloc_calls = hs__traces_inserts();
-  out->event_ring_bytes = hs__defer_ring_bytes();
+  st.traced_current = c;
+  st.traced_peak = p;
+  st.live_traces = hs__traces_count();
+  st.stacks = hs__stack_count();
+  st.tracer_memory = hs_get_tracer_memory();
+  st.trace_table_bytes = hs__mem_used(HS_MEM_TRACES);
+  st.stack_table_bytes = hs__mem_used(HS_MEM_STACKS);
+  st.dropped_traces = atomic_load(&dropped_traces) + hs__defer_lost_in_fork();
+  st.dropped_bytes = atomic_load(&dropped_bytes);
+  st.alloc_calls = hs__traces_inserts();
+  st.event_ring_bytes = hs__defer_ring_bytes();
+  return hs__fill_versioned(out, size, &st, sizeof st);
 }
 
 int hs_get_object_traceback(const void *ptr, uintptr_t *frames, int max) {

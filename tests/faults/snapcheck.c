@@ -15,7 +15,7 @@ int main(int argc, char **argv) {
       continue;
     }
     hs_snapshot_info_t in;
-    hs_snapshot_get_info(s, &in);
+    hs_snapshot_get_info(s, &in, sizeof in);
     printf("%s pid=%llu count=%llu size=%llu current=%llu dropped=%llu "
            "dropped_bytes=%llu\n",
            argv[i], (unsigned long long)in.pid, (unsigned long long)in.count,

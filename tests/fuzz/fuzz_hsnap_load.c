@@ -10,6 +10,13 @@
 #include "fuzz.h"
 #include "heapsnap.h"
 
+/* The totals of a statistics list, by value for use in assertions. */
+static hs_statistics_info_t stats_info(const hs_statistics_t *st) {
+  hs_statistics_info_t in;
+  hs_statistics_get_info(st, &in, sizeof in);
+  return in;
+}
+
 static int known_load_error(int rc) {
   return rc == HS_EIO || rc == HS_EFORMAT || rc == HS_EVERSION ||
          rc == HS_ETRUNC || rc == HS_ECORRUPT || rc == HS_ENOMEM;
@@ -62,10 +69,11 @@ static void check_statistics(hs_snapshot_t *snap, hs_key_t key, int cum) {
   HS_FUZZ_CHECK(rc == 0 || rc == HS_ENOMEM);
   if (rc)
     return;
-  HS_FUZZ_CHECK(st->key == key && (st->count == 0 || st->stats));
+  HS_FUZZ_CHECK(stats_info(st).key == key &&
+                (hs_statistics_count(st) == 0 || hs_statistics_get(st, 0)));
   uint64_t sum = 0;
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_statistic_t *s = &st->stats[i];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_statistic_t *s = hs_statistics_get(st, i);
     check_frames(s->frames, s->nframe, s->site, key);
     char line[512];
     int n = hs_statistic_format(s, key, NULL, 0);
@@ -75,7 +83,7 @@ static void check_statistics(hs_snapshot_t *snap, hs_key_t key, int cum) {
   /* Without cumulative every trace is in exactly one key (both sides wrap
    * the same way when a hostile file overflows 64 bits). */
   if (!cum)
-    HS_FUZZ_CHECK(sum == st->total_size);
+    HS_FUZZ_CHECK(sum == stats_info(st).total_size);
   hs_statistics_free(st);
 
   /* snap.compare_to(snap): the same keys on both sides, so nothing moved. */
@@ -83,9 +91,10 @@ static void check_statistics(hs_snapshot_t *snap, hs_key_t key, int cum) {
   HS_FUZZ_CHECK(rc == 0 || rc == HS_ENOMEM);
   if (rc)
     return;
-  HS_FUZZ_CHECK(st->total_size_diff == 0 && st->total_count_diff == 0);
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_statistic_diff_t *d = &st->diffs[i];
+  HS_FUZZ_CHECK(stats_info(st).total_size_diff == 0 &&
+                stats_info(st).total_count_diff == 0);
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_statistic_diff_t *d = hs_statistics_get_diff(st, i);
     HS_FUZZ_CHECK(d->size_diff == 0 && d->count_diff == 0);
     check_frames(d->frames, d->nframe, d->site, key);
     char line[512];
@@ -110,8 +119,8 @@ static void check_filtered(hs_snapshot_t *snap, const hs_filter_t *f,
   if (rc)
     return;
   hs_snapshot_info_t a, b;
-  hs_snapshot_get_info(snap, &a);
-  hs_snapshot_get_info(sub, &b);
+  hs_snapshot_get_info(snap, &a, sizeof a);
+  hs_snapshot_get_info(sub, &b, sizeof b);
   /* Totals of hostile files wrap (and sampled estimates saturate), so a
    * subset may sum to more; only "no filter" has an exact answer. */
   if (n == 0)
@@ -127,7 +136,7 @@ static void check_filtered(hs_snapshot_t *snap, const hs_filter_t *f,
 
 static void exercise(hs_snapshot_t *snap) {
   hs_snapshot_info_t info;
-  hs_snapshot_get_info(snap, &info);
+  hs_snapshot_get_info(snap, &info, sizeof info);
   HS_FUZZ_CHECK(info.program != NULL);
   check_all_keys(snap);
 

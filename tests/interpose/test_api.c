@@ -197,7 +197,7 @@ START_TEST(tracer_memory_accounting) {
   /* All that stays is the event ring of deferred updates, kept for
    * threads still finishing an event (docs/design.md). */
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(hs_get_tracer_memory(), st.event_ring_bytes);
   ck_assert_uint_le(st.event_ring_bytes, 1u << 20);
 }
@@ -216,13 +216,13 @@ START_TEST(stats_consistent) {
   for (int k = 0; k < 10; k++)
     p[k] = ten_site(100);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   size_t c, pk;
   hs_get_traced_memory(&c, &pk);
   for (int k = 0; k < 10; k++)
     free(p[k]);
   hs_stats_t after;
-  hs_get_stats(&after);
+  hs_get_stats(&after, sizeof after);
   ck_assert_uint_eq(st.traced_current, c);
   ck_assert_uint_eq(st.traced_peak, pk);
   ck_assert_uint_eq(st.traced_current, 1000);
@@ -239,7 +239,7 @@ START_TEST(stats_consistent) {
   ck_assert_uint_eq(after.traced_current, 0);
   ck_assert_uint_ge(after.stacks, st.stacks);
   hs_stop();
-  hs_get_stats(&after);
+  hs_get_stats(&after, sizeof after);
   ck_assert_uint_eq(after.live_traces, 0);
   ck_assert_uint_eq(after.stacks, 0);
   ck_assert_uint_eq(after.traced_current, 0);
@@ -281,7 +281,7 @@ START_TEST(track_untrack) {
   ck_assert_int_eq(hs_track(5, 0x1000, 50), 0); /* replaces */
   ck_assert_uint_eq(hs_t_current(), base + 50);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.live_traces, 1);
   ck_assert_int_eq(hs_untrack(5, 0x1000), 0);
   ck_assert_uint_eq(hs_t_current(), base);
@@ -332,7 +332,7 @@ START_TEST(track_huge_wide_path) {
   ck_assert_int_eq(hs_track(0, (uintptr_t)p, 3 * tib), 0);
   ck_assert_uint_eq(hs_t_current(), base + 3 * tib);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.live_traces, 1);
   ck_assert_int_eq(hs_track(0, (uintptr_t)p, 16), 0); /* back to narrow */
   ck_assert_uint_eq(hs_t_current(), base + 16);
@@ -340,7 +340,7 @@ START_TEST(track_huge_wide_path) {
   ck_assert_uint_eq(hs_t_current(), base + 2 * tib);
   free(p); /* free finds the wide domain-0 trace too */
   ck_assert_uint_eq(hs_t_current(), base);
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.live_traces, 0);
 }
 END_TEST

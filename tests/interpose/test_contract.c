@@ -103,7 +103,7 @@ START_TEST(malloc_huge_fails) {
   ck_assert_int_eq(e, ENOMEM);
   ck_assert_uint_eq(after, before);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   /* A failed allocation is not a dropped trace: nothing to trace. */
   ck_assert_uint_eq(st.dropped_traces, 0);
 }

@@ -27,7 +27,7 @@ START_TEST(archive_malloc_is_in_use) {
                   "%s resolves into %s, not the executable %s", names[k],
                   sym.dli_fname, self.dli_fname);
   }
-  ck_assert_ptr_null(dlopen("libheapsnap.so.0", RTLD_NOW | RTLD_NOLOAD));
+  ck_assert_ptr_null(dlopen("libheapsnap.so.1", RTLD_NOW | RTLD_NOLOAD));
 }
 END_TEST
 

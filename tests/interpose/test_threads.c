@@ -120,7 +120,7 @@ START_TEST(threads_mixed_exact_totals) {
   for (int t = 0; t < MIX_THREADS; t++)
     want += args[t].live_sum;
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   pthread_barrier_wait(&mix_bar);
   pthread_barrier_wait(&mix_bar);
   size_t drained = hs_t_current();

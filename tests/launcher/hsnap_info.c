@@ -14,7 +14,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(s, &in);
+  hs_snapshot_get_info(s, &in, sizeof in);
   printf("size=%llu count=%llu peak=%llu current=%llu pid=%llu "
          "sample_rate=%llu\n",
          (unsigned long long)in.size, (unsigned long long)in.count,

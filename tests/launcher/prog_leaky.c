@@ -11,7 +11,7 @@
 
 #include "heapsnap.h"
 
-extern void hs_get_stats(hs_stats_t *out) __attribute__((weak));
+extern int hs_get_stats(hs_stats_t *out, size_t size) __attribute__((weak));
 
 __attribute__((noinline)) static char *grow(char *p, size_t n) {
   return realloc(p, n);
@@ -22,7 +22,7 @@ static void report(void) {
   if (!path || !hs_get_stats)
     return;
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   char line[128];
   int n = snprintf(line, sizeof line, "peak=%llu calls=%llu\n",
                    (unsigned long long)st.traced_peak,

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The totals of a statistics list, by value for use in assertions. */
+static hs_statistics_info_t stats_info(const hs_statistics_t *st) {
+  hs_statistics_info_t in;
+  hs_statistics_get_info(st, &in, sizeof in);
+  return in;
+}
+
 enum { N = 10000 };
 
 typedef struct traced {
@@ -17,7 +24,7 @@ typedef struct traced {
 
 static traced_t now(void) {
   hs_stats_t s;
-  hs_get_stats(&s);
+  hs_get_stats(&s, sizeof s);
   ck_assert_uint_eq(s.dropped_traces, 0); /* a dropped trace voids the sums */
   return (traced_t){(size_t)s.traced_current, s.live_traces};
 }
@@ -258,16 +265,17 @@ START_TEST(snapshot_totals_and_sites) {
     deep += rl_deep_sizeof(objs[i]);
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_compare(after, before, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_int_eq(st->total_size_diff, (int64_t)deep);
-  ck_assert_int_eq(st->total_count_diff, 2 * N);
+  ck_assert_int_eq(stats_info(st).total_size_diff, (int64_t)deep);
+  ck_assert_int_eq(stats_info(st).total_count_diff, 2 * N);
   int64_t here = 0;
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_frame_t *f = &st->diffs[i].frames[st->diffs[i].site];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_frame_t *f = &hs_statistics_get_diff(st, i)
+                               ->frames[hs_statistics_get_diff(st, i)->site];
     static const char me[] = "/test_traced_sizes.c";
     const char *file = f->filename ? f->filename : "";
     size_t n = strlen(file);
     if (n >= sizeof me - 1 && strcmp(file + n - (sizeof me - 1), me) == 0)
-      here += st->diffs[i].size_diff;
+      here += hs_statistics_get_diff(st, i)->size_diff;
   }
   ck_assert_int_eq(here, (int64_t)deep);
   hs_statistics_free(st);

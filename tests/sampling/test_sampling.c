@@ -13,6 +13,13 @@
 #include "heapsnap.h"
 #include "reclayout.h"
 
+/* The totals of a statistics list, by value for use in assertions. */
+static hs_statistics_info_t stats_info(const hs_statistics_t *st) {
+  hs_statistics_info_t in;
+  hs_statistics_get_info(st, &in, sizeof in);
+  return in;
+}
+
 /* A million records of each layout: 318 MB, about 4,900 samples at the
  * default rate, so the total's standard error is 1.4%. */
 #define N 1000000
@@ -94,7 +101,7 @@ START_TEST(estimates_within_five_percent) {
   hs_snapshot_t *s;
   ck_assert_int_eq(hs_take_snapshot(&s), 0);
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(s, &in);
+  hs_snapshot_get_info(s, &in, sizeof in);
   ck_assert_uint_eq(in.sample_rate, HS_DEFAULT_SAMPLE_RATE);
   size_t total = exact[0] + exact[1] + exact[2] + exact[3];
   printf("sampled at %d B: estimate %llu B in %llu blocks, exact %zu B\n",
@@ -109,16 +116,16 @@ START_TEST(estimates_within_five_percent) {
    * fill() and reclayout's callers): each within four standard errors. */
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_FUNCTION, 1, &st), 0);
-  ck_assert_uint_eq(st->sample_rate, HS_DEFAULT_SAMPLE_RATE);
+  ck_assert_uint_eq(stats_info(st).sample_rate, HS_DEFAULT_SAMPLE_RATE);
   const char *names[] = {"pop_dict", "pop_dict", "pop_slots", "pop_struct"};
   size_t want[3] = {exact[0] + exact[1], exact[2], exact[3]};
   const char *fns[3] = {names[0], names[2], names[3]};
   for (int k = 0; k < 3; k++) {
     uint64_t est = 0;
-    for (size_t i = 0; i < st->count; i++)
-      if (st->stats[i].frames[0].function &&
-          !strcmp(st->stats[i].frames[0].function, fns[k]))
-        est += st->stats[i].size;
+    for (size_t i = 0; i < hs_statistics_count(st); i++)
+      if (hs_statistics_get(st, i)->frames[0].function &&
+          !strcmp(hs_statistics_get(st, i)->frames[0].function, fns[k]))
+        est += hs_statistics_get(st, i)->size;
     /* A Poisson count of about bytes/rate samples: its relative standard
      * error is sqrt(rate/bytes). */
     double se = sqrt((double)HS_DEFAULT_SAMPLE_RATE / (double)want[k]);
@@ -134,7 +141,7 @@ START_TEST(estimates_within_five_percent) {
 
   /* Few blocks were really recorded: sampling keeps the tables small. */
   hs_stats_t hst;
-  hs_get_stats(&hst);
+  hs_get_stats(&hst, sizeof hst);
   ck_assert_uint_lt(hst.live_traces, (uint64_t)total / 20000);
   ck_assert_uint_gt(hst.live_traces, 100);
 
@@ -148,7 +155,7 @@ START_TEST(estimates_within_five_percent) {
   char err[256];
   ck_assert_int_eq(hs_snapshot_load(path, &l, err, sizeof err), 0);
   hs_snapshot_info_t lin;
-  hs_snapshot_get_info(l, &lin);
+  hs_snapshot_get_info(l, &lin, sizeof lin);
   ck_assert_uint_eq(lin.sample_rate, in.sample_rate);
   ck_assert_uint_eq(lin.size, in.size);
   ck_assert_uint_eq(lin.count, in.count);
@@ -250,7 +257,7 @@ START_TEST(same_seed_same_samples) {
     for (int i = 0; i < 2000; i++)
       p[i] = malloc(16 + (size_t)(i % 50));
     hs_stats_t st;
-    hs_get_stats(&st);
+    hs_get_stats(&st, sizeof st);
     n[r] = st.live_traces;
     for (int i = 0; i < 2000; i++)
       free(p[i]);

@@ -29,10 +29,10 @@ static bool ends_with(const char *s, const char *suffix) {
 
 // The stat at this file's line, or nullptr.
 static const hs_statistic_t *find_line(const hs_statistics_t *st, unsigned line) {
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_frame_t *f = &st->stats[i].frames[0];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_frame_t *f = &hs_statistics_get(st, i)->frames[0];
     if (f->filename && ends_with(f->filename, "test_sites.cc") && f->lineno == line)
-      return &st->stats[i];
+      return hs_statistics_get(st, i);
   }
   return nullptr;
 }
@@ -114,13 +114,13 @@ START_TEST(dlclosed_library) {
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(snap, HS_KEY_LINENO, 0, &st), 0);
   bool found = false;
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_frame_t *f = &st->stats[i].frames[0];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_frame_t *f = &hs_statistics_get(st, i)->frames[0];
     if (f->filename && ends_with(f->filename, "dl_alloc.c")) {
       found = true;
       ck_assert_uint_eq(f->lineno, want);
       ck_assert_str_eq(f->function, "dl_alloc");
-      ck_assert_uint_eq(st->stats[i].size, 3 * 4321);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->size, 3 * 4321);
     }
   }
   ck_assert_msg(found, "the dlclose'd library's line is resolved");

@@ -10,6 +10,13 @@
 #include "heapsnap.h"
 #include "snapshot/snapshot.h"
 
+/* The totals of a statistics list, by value for use in assertions. */
+static hs_statistics_info_t stats_info(const hs_statistics_t *st) {
+  hs_statistics_info_t in;
+  hs_statistics_get_info(st, &in, sizeof in);
+  return in;
+}
+
 #ifndef GOLDEN_SIZES
 #error "GOLDEN_SIZES must name tests/snapshot/golden_sizes.txt"
 #endif
@@ -108,7 +115,7 @@ END_TEST
 START_TEST(info_fields) {
   hs_snapshot_t *s = population();
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(s, &in);
+  hs_snapshot_get_info(s, &in, sizeof in);
   ck_assert_uint_eq(in.size, 100 * 100 + 50 * 10);
   ck_assert_uint_eq(in.count, 150);
   ck_assert_uint_eq(in.traced_current, 100 * 100 + 50 * 10);
@@ -125,19 +132,20 @@ START_TEST(by_lineno) {
   hs_snapshot_t *s = population();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 2);
-  ck_assert_uint_eq(st->total_size, 10500);
-  ck_assert_uint_eq(st->total_count, 150);
-  ck_assert(ends_with(st->stats[0].frames[0].filename, "test_snapshot.c"));
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_a);
-  ck_assert_str_eq(st->stats[0].frames[0].function, "site_a");
-  ck_assert_uint_eq(st->stats[0].size, 10000);
-  ck_assert_uint_eq(st->stats[0].count, 100);
-  ck_assert_uint_eq(st->stats[1].frames[0].lineno, line_b);
+  ck_assert_uint_eq(hs_statistics_count(st), 2);
+  ck_assert_uint_eq(stats_info(st).total_size, 10500);
+  ck_assert_uint_eq(stats_info(st).total_count, 150);
+  ck_assert(ends_with(hs_statistics_get(st, 0)->frames[0].filename,
+                      "test_snapshot.c"));
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno, line_a);
+  ck_assert_str_eq(hs_statistics_get(st, 0)->frames[0].function, "site_a");
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->size, 10000);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->count, 100);
+  ck_assert_uint_eq(hs_statistics_get(st, 1)->frames[0].lineno, line_b);
   char buf[512], want[512];
-  hs_statistic_format(&st->stats[0], HS_KEY_LINENO, buf, sizeof buf);
+  hs_statistic_format(hs_statistics_get(st, 0), HS_KEY_LINENO, buf, sizeof buf);
   snprintf(want, sizeof want, "%s:%u: size=10000 B, count=100, average=100 B",
-           st->stats[0].frames[0].filename, line_a);
+           hs_statistics_get(st, 0)->frames[0].filename, line_a);
   ck_assert_str_eq(buf, want);
   hs_statistics_free(st);
   hs_snapshot_free(s);
@@ -148,21 +156,23 @@ START_TEST(by_filename_and_function) {
   hs_snapshot_t *s = population();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_FILENAME, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 1);
-  ck_assert_uint_eq(st->stats[0].size, 10500);
-  ck_assert_uint_eq(st->stats[0].count, 150);
+  ck_assert_uint_eq(hs_statistics_count(st), 1);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->size, 10500);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->count, 150);
   char buf[512], want[512];
-  hs_statistic_format(&st->stats[0], HS_KEY_FILENAME, buf, sizeof buf);
+  hs_statistic_format(hs_statistics_get(st, 0), HS_KEY_FILENAME, buf,
+                      sizeof buf);
   snprintf(want, sizeof want, "%s: size=10.3 KiB, count=150, average=70 B",
-           st->stats[0].frames[0].filename);
+           hs_statistics_get(st, 0)->frames[0].filename);
   ck_assert_str_eq(buf, want);
   hs_statistics_free(st);
 
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_FUNCTION, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 2);
-  ck_assert_str_eq(st->stats[0].frames[0].function, "site_a");
-  ck_assert_str_eq(st->stats[1].frames[0].function, "site_b");
-  hs_statistic_format(&st->stats[1], HS_KEY_FUNCTION, buf, sizeof buf);
+  ck_assert_uint_eq(hs_statistics_count(st), 2);
+  ck_assert_str_eq(hs_statistics_get(st, 0)->frames[0].function, "site_a");
+  ck_assert_str_eq(hs_statistics_get(st, 1)->frames[0].function, "site_b");
+  hs_statistic_format(hs_statistics_get(st, 1), HS_KEY_FUNCTION, buf,
+                      sizeof buf);
   ck_assert(strncmp(buf, "site_b (", 8) == 0);
   ck_assert(strstr(buf, "test_snapshot.c): size=500 B, count=50, average=10 B"));
   hs_statistics_free(st);
@@ -174,8 +184,8 @@ START_TEST(by_traceback) {
   hs_snapshot_t *s = population();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 2);
-  const hs_statistic_t *a = &st->stats[0];
+  ck_assert_uint_eq(hs_statistics_count(st), 2);
+  const hs_statistic_t *a = hs_statistics_get(st, 0);
   ck_assert_uint_ge(a->nframe, 3);
   ck_assert_uint_eq(a->site, 0);
   ck_assert_str_eq(a->frames[0].function, "site_a");
@@ -200,15 +210,15 @@ static char *tracebacks_text(hs_snapshot_t *s) {
   char *out = malloc(cap);
   ck_assert_ptr_nonnull(out);
   out[0] = '\0';
-  for (size_t i = 0; i < st->count; i++)
-    for (size_t k = 0; k < st->stats[i].nframe; k++) {
-      const hs_frame_t *f = &st->stats[i].frames[k];
-      int w = snprintf(out + len, cap - len, "%zu %zu %s:%u %s %s+%llx\n",
-                       (size_t)st->stats[i].size, k,
-                       f->filename ? f->filename : "?", f->lineno,
-                       f->function ? f->function : "?",
-                       f->module ? f->module : "?",
-                       (unsigned long long)f->offset);
+  for (size_t i = 0; i < hs_statistics_count(st); i++)
+    for (size_t k = 0; k < hs_statistics_get(st, i)->nframe; k++) {
+      const hs_frame_t *f = &hs_statistics_get(st, i)->frames[k];
+      int w =
+          snprintf(out + len, cap - len, "%zu %zu %s:%u %s %s+%llx\n",
+                   (size_t)hs_statistics_get(st, i)->size, k,
+                   f->filename ? f->filename : "?", f->lineno,
+                   f->function ? f->function : "?", f->module ? f->module : "?",
+                   (unsigned long long)f->offset);
       ck_assert(w > 0 && (size_t)w < cap - len);
       len += (size_t)w;
     }
@@ -257,23 +267,23 @@ START_TEST(cumulative) {
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 1, &st), 0);
   int seen_rec = 0, seen_call = 0, seen_calls_a = 0;
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_frame_t *f = &st->stats[i].frames[0];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_frame_t *f = &hs_statistics_get(st, i)->frames[0];
     if (!f->filename || !ends_with(f->filename, "test_snapshot.c"))
       continue;
     if (f->lineno == line_rec) {
       seen_rec = 1;
-      ck_assert_uint_eq(st->stats[i].count, 2);
-      ck_assert_uint_eq(st->stats[i].size, 16);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->count, 2);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->size, 16);
     } else if (f->lineno == line_rec_call) {
       /* Two recursive frames per trace: counted twice, as tracemalloc. */
       seen_call = 1;
-      ck_assert_uint_eq(st->stats[i].count, 4);
-      ck_assert_uint_eq(st->stats[i].size, 32);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->count, 4);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->size, 32);
     } else if (f->lineno == line_call_a) {
       seen_calls_a = 1;
-      ck_assert_uint_eq(st->stats[i].count, 100);
-      ck_assert_uint_eq(st->stats[i].size, 10000);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->count, 100);
+      ck_assert_uint_eq(hs_statistics_get(st, i)->size, 10000);
     }
   }
   ck_assert(seen_rec && seen_call && seen_calls_a);
@@ -282,11 +292,12 @@ START_TEST(cumulative) {
   /* Cumulative by file: every frame in this file credits it. */
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_FILENAME, 1, &st), 0);
   int found = 0;
-  for (size_t i = 0; i < st->count; i++)
-    if (st->stats[i].frames[0].filename &&
-        ends_with(st->stats[i].frames[0].filename, "test_snapshot.c")) {
+  for (size_t i = 0; i < hs_statistics_count(st); i++)
+    if (hs_statistics_get(st, i)->frames[0].filename &&
+        ends_with(hs_statistics_get(st, i)->frames[0].filename,
+                  "test_snapshot.c")) {
       found = 1;
-      ck_assert_uint_ge(st->stats[i].count, 2 * 4 + 100 * 2);
+      ck_assert_uint_ge(hs_statistics_get(st, i)->count, 2 * 4 + 100 * 2);
     }
   ck_assert(found);
   hs_statistics_free(st);
@@ -301,10 +312,10 @@ START_TEST(sorted_as_tracemalloc) {
   hs_snapshot_t *s = snap();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 3);
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_c);
-  ck_assert_uint_eq(st->stats[1].frames[0].lineno, line_a);
-  ck_assert_uint_eq(st->stats[2].frames[0].lineno, line_b);
+  ck_assert_uint_eq(hs_statistics_count(st), 3);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno, line_c);
+  ck_assert_uint_eq(hs_statistics_get(st, 1)->frames[0].lineno, line_a);
+  ck_assert_uint_eq(hs_statistics_get(st, 2)->frames[0].lineno, line_b);
   hs_statistics_free(st);
   hs_snapshot_free(s);
 }
@@ -322,10 +333,10 @@ START_TEST(compare_new_vanished_unchanged) {
   hs_snapshot_t *now = snap();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_compare(now, old, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 4);
-  ck_assert_int_eq(st->total_size_diff, 5000 - 1000 + 256);
-  ck_assert_int_eq(st->total_count_diff, 50 - 10 + 4);
-  const hs_statistic_diff_t *d = st->diffs;
+  ck_assert_uint_eq(hs_statistics_count(st), 4);
+  ck_assert_int_eq(stats_info(st).total_size_diff, 5000 - 1000 + 256);
+  ck_assert_int_eq(stats_info(st).total_count_diff, 50 - 10 + 4);
+  const hs_statistic_diff_t *d = hs_statistics_get_diff(st, 0);
   ck_assert_uint_eq(d[0].frames[0].lineno, line_a);
   ck_assert_int_eq(d[0].size_diff, 5000);
   ck_assert_uint_eq(d[0].size, 15000);
@@ -371,17 +382,18 @@ START_TEST(compare_cumulative_and_traceback) {
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_compare(now, old, HS_KEY_LINENO, 1, &st), 0);
   int found = 0;
-  for (size_t i = 0; i < st->count; i++)
-    if (st->diffs[i].frames[0].lineno == line_call_a &&
-        ends_with(st->diffs[i].frames[0].filename, "test_snapshot.c")) {
+  for (size_t i = 0; i < hs_statistics_count(st); i++)
+    if (hs_statistics_get_diff(st, i)->frames[0].lineno == line_call_a &&
+        ends_with(hs_statistics_get_diff(st, i)->frames[0].filename,
+                  "test_snapshot.c")) {
       found = 1;
-      ck_assert_int_eq(st->diffs[i].size_diff, 10000);
+      ck_assert_int_eq(hs_statistics_get_diff(st, i)->size_diff, 10000);
     }
   ck_assert(found);
   hs_statistics_free(st);
   ck_assert_int_eq(hs_snapshot_compare(now, old, HS_KEY_TRACEBACK, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 1);
-  ck_assert_int_eq(st->diffs[0].count_diff, 100);
+  ck_assert_uint_eq(hs_statistics_count(st), 1);
+  ck_assert_int_eq(hs_statistics_get_diff(st, 0)->count_diff, 100);
   hs_statistics_free(st);
   hs_snapshot_free(old);
   hs_snapshot_free(now);
@@ -390,7 +402,7 @@ END_TEST
 
 static uint64_t total_size(hs_snapshot_t *s) {
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(s, &in);
+  hs_snapshot_get_info(s, &in, sizeof in);
   return in.size;
 }
 
@@ -463,7 +475,7 @@ START_TEST(filters) {
   ck_assert_uint_eq(total_size(f), 1107);
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(f, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->count, 3);
+  ck_assert_uint_eq(hs_statistics_count(st), 3);
   hs_statistics_free(st);
   hs_snapshot_free(f);
   hs_snapshot_free(s);
@@ -476,21 +488,23 @@ START_TEST(wrappers_and_raw) {
   hs_statistics_t *st;
   /* my_xmalloc has a source line and is no wrapper yet: it is the site. */
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_wrap);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno, line_wrap);
   hs_statistics_free(st);
   ck_assert_int_eq(hs_snapshot_add_wrapper(s, HS_WRAP_FUNCTION, "my_x*"), 0);
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_wrap_caller);
-  ck_assert_str_eq(st->stats[0].frames[0].function, "uses_wrapper");
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno,
+                    line_wrap_caller);
+  ck_assert_str_eq(hs_statistics_get(st, 0)->frames[0].function,
+                   "uses_wrapper");
   hs_statistics_free(st);
   /* The traceback key keeps every frame and says which one is the site. */
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0, &st), 0);
-  ck_assert_uint_eq(st->stats[0].site, 1);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->site, 1);
   hs_statistics_free(st);
   /* Raw mode ignores wrappers: frame 0, as tracemalloc. */
   hs_snapshot_set_raw(s, 1);
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_wrap);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno, line_wrap);
   hs_statistics_free(st);
   ck_assert_int_eq(hs_snapshot_add_wrapper(s, 99, "x"), HS_EINVAL);
   hs_snapshot_free(s);
@@ -500,7 +514,8 @@ START_TEST(wrappers_and_raw) {
   ck_assert_int_eq(hs_add_wrapper(HS_WRAP_FUNCTION, "my_xmalloc"), 0);
   s = snap();
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
-  ck_assert_uint_eq(st->stats[0].frames[0].lineno, line_wrap_caller);
+  ck_assert_uint_eq(hs_statistics_get(st, 0)->frames[0].lineno,
+                    line_wrap_caller);
   hs_statistics_free(st);
   hs_snapshot_free(s);
 }
@@ -534,7 +549,7 @@ START_TEST(format_traceback) {
   hs_snapshot_t *s = snap();
   hs_statistics_t *st;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0, &st), 0);
-  const hs_statistic_t *a = &st->stats[0];
+  const hs_statistic_t *a = hs_statistics_get(st, 0);
   char buf[8192], want[512];
   /* limit 2, oldest first (tracemalloc's default order). */
   hs_traceback_format(a->frames, a->nframe, 2, 0, buf, sizeof buf);
@@ -574,8 +589,8 @@ START_TEST(dump_load_round_trip) {
   char err[256];
   ck_assert_int_eq(hs_snapshot_load(file, &l, err, sizeof err), 0);
   hs_snapshot_info_t a, b;
-  hs_snapshot_get_info(s, &a);
-  hs_snapshot_get_info(l, &b);
+  hs_snapshot_get_info(s, &a, sizeof a);
+  hs_snapshot_get_info(l, &b, sizeof b);
   ck_assert_uint_eq(a.pid, b.pid);
   ck_assert_uint_eq(a.time_ns, b.time_ns);
   ck_assert_int_eq(a.traceback_limit, b.traceback_limit);
@@ -590,12 +605,15 @@ START_TEST(dump_load_round_trip) {
   hs_statistics_t *x, *y;
   ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0, &x), 0);
   ck_assert_int_eq(hs_snapshot_statistics(l, HS_KEY_TRACEBACK, 0, &y), 0);
-  ck_assert_uint_eq(x->count, y->count);
-  for (size_t i = 0; i < x->count; i++) {
-    ck_assert_uint_eq(x->stats[i].size, y->stats[i].size);
-    ck_assert_uint_eq(x->stats[i].nframe, y->stats[i].nframe);
-    for (size_t k = 0; k < x->stats[i].nframe; k++) {
-      const hs_frame_t *p = &x->stats[i].frames[k], *q = &y->stats[i].frames[k];
+  ck_assert_uint_eq(hs_statistics_count(x), hs_statistics_count(y));
+  for (size_t i = 0; i < hs_statistics_count(x); i++) {
+    ck_assert_uint_eq(hs_statistics_get(x, i)->size,
+                      hs_statistics_get(y, i)->size);
+    ck_assert_uint_eq(hs_statistics_get(x, i)->nframe,
+                      hs_statistics_get(y, i)->nframe);
+    for (size_t k = 0; k < hs_statistics_get(x, i)->nframe; k++) {
+      const hs_frame_t *p = &hs_statistics_get(x, i)->frames[k],
+                       *q = &hs_statistics_get(y, i)->frames[k];
       ck_assert_uint_eq(p->lineno, q->lineno);
       ck_assert_uint_eq(p->offset, q->offset);
       ck_assert(p->filename == q->filename || !strcmp(p->filename, q->filename));
@@ -607,8 +625,8 @@ START_TEST(dump_load_round_trip) {
   hs_statistics_free(y);
   /* Compare across a file and a live snapshot: nothing changed. */
   ck_assert_int_eq(hs_snapshot_compare(s, l, HS_KEY_LINENO, 0, &x), 0);
-  for (size_t i = 0; i < x->count; i++)
-    ck_assert_int_eq(x->diffs[i].size_diff, 0);
+  for (size_t i = 0; i < hs_statistics_count(x); i++)
+    ck_assert_int_eq(hs_statistics_get_diff(x, i)->size_diff, 0);
   hs_statistics_free(x);
   hs_snapshot_free(l);
 

@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
    * only the workers' blocks move the traced total. */
   uint64_t base = traced_now();
   hs_stats_t st0;
-  hs_get_stats(&st0);
+  hs_get_stats(&st0, sizeof st0);
   double t0 = now_s();
   deadline = t0 + secs;
   pthread_barrier_wait(&resume);
@@ -147,7 +147,7 @@ int main(int argc, char **argv) {
         live += blocks[t][i].n, nlive++;
   uint64_t cur = traced_now();
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (cur != base + live)
     DIE("current %llu != baseline %llu + live %llu (off by %lld)",
         (unsigned long long)cur, (unsigned long long)base,
@@ -161,7 +161,7 @@ int main(int argc, char **argv) {
   if (hs_take_snapshot(&snap) != 0)
     DIE("hs_take_snapshot");
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(snap, &in);
+  hs_snapshot_get_info(snap, &in, sizeof in);
   hs_snapshot_free(snap);
   if (in.size != cur || in.count != st.live_traces)
     DIE("snapshot holds %llu bytes in %llu traces, tables say %llu in %llu",
@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
   pthread_barrier_wait(&resume);
   pthread_barrier_wait(&parked);
   uint64_t after = traced_now();
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   pthread_barrier_wait(&resume);
   for (unsigned t = 0; t < THREADS; t++)
     pthread_join(th[t], NULL);

@@ -83,7 +83,7 @@ static void *controller(void *arg) {
       hs_snapshot_t *snap;
       if (hs_take_snapshot(&snap) == 0) {
         hs_snapshot_info_t in;
-        hs_snapshot_get_info(snap, &in);
+        hs_snapshot_get_info(snap, &in, sizeof in);
         hs_snapshot_free(snap);
         snaps++;
       }
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
   hs_snapshot_info_t in;
   if (hs_take_snapshot(&snap) != 0)
     DIE("hs_take_snapshot");
-  hs_snapshot_get_info(snap, &in);
+  hs_snapshot_get_info(snap, &in, sizeof in);
   hs_snapshot_free(snap);
   if (in.size != before)
     DIE("snapshot holds %llu bytes, current says %llu",
@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
         (unsigned long long)(before - after));
   if (hs_take_snapshot(&snap) != 0)
     DIE("hs_take_snapshot");
-  hs_snapshot_get_info(snap, &in);
+  hs_snapshot_get_info(snap, &in, sizeof in);
   hs_snapshot_free(snap);
   if (in.size != after)
     DIE("after the frees the snapshot holds %llu bytes, current %llu",
@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
   for (unsigned t = 0; t < THREADS; t++)
     pthread_join(th[t], NULL);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (st.dropped_traces)
     DIE("%llu traces dropped", (unsigned long long)st.dropped_traces);
   uint64_t ops = atomic_load(&total_ops);

@@ -18,11 +18,12 @@ static void *load(void *h, const char *name) {
 
 /* The lineno statistic for the library's allocation line, or NULL. */
 static const hs_statistic_t *find_site(hs_statistics_t *st, unsigned line) {
-  for (size_t i = 0; i < st->count; i++) {
-    const hs_frame_t *f = &st->stats[i].frames[st->stats[i].site];
+  for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    const hs_frame_t *f =
+        &hs_statistics_get(st, i)->frames[hs_statistics_get(st, i)->site];
     if (f->filename && f->lineno == line &&
         strstr(f->filename, "stress_dl_lib.c"))
-      return &st->stats[i];
+      return hs_statistics_get(st, i);
   }
   return NULL;
 }
@@ -96,7 +97,7 @@ int main(int argc, char **argv) {
   check_resolves(line, nkept, 0), checks++;
   double elapsed = now_s() - t0;
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (st.dropped_traces)
     DIE("%llu traces dropped", (unsigned long long)st.dropped_traces);
   printf("stress dlopen: %.1f s, %llu dlopen/dlclose cycles (%.0f/s), %llu "

@@ -57,7 +57,7 @@ static int child(unsigned k) {
   if (hs_take_snapshot(&snap) != 0)
     return 13;
   hs_snapshot_info_t in;
-  hs_snapshot_get_info(snap, &in);
+  hs_snapshot_get_info(snap, &in, sizeof in);
   if (in.count < 1 || in.size < 100)
     return 14;
   /* Now and then symbolize too: libdw and the module map after a fork. */
@@ -65,7 +65,7 @@ static int child(unsigned k) {
     hs_statistics_t *st;
     if (hs_snapshot_statistics(snap, HS_KEY_LINENO, 0, &st) != 0)
       return 15;
-    if (st->count < 1)
+    if (hs_statistics_count(st) < 1)
       return 16;
     hs_statistics_free(st);
   }
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
     pthread_join(th[t], NULL);
   double elapsed = now_s() - t0;
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (st.dropped_traces)
     DIE("%llu traces dropped", (unsigned long long)st.dropped_traces);
   if (forks < 10)

@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
   for (unsigned t = 0; t < THREADS; t++)
     pthread_join(th[t], NULL);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (st.dropped_traces)
     DIE("%llu traces dropped", (unsigned long long)st.dropped_traces);
   uint64_t ops = atomic_load(&total_ops), got = atomic_load(&handled);

@@ -75,7 +75,7 @@ static void teardown(void) {
 
 static uint64_t dropped(void) {
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   return st.dropped_traces;
 }
 
@@ -95,7 +95,7 @@ START_TEST(deferred_mode_is_on) {
   hs_get_traced_memory(NULL, &peak);
   ck_assert_uint_eq(peak, sum);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.live_traces, N);
   ck_assert_uint_eq(st.alloc_calls, N);
   ck_assert_uint_eq(st.dropped_traces, 0);
@@ -346,7 +346,7 @@ START_TEST(clear_and_restart_races) {
       break;
     case 3: {
       hs_stats_t st;
-      hs_get_stats(&st);
+      hs_get_stats(&st, sizeof st);
       ck_assert_uint_le(st.live_traces, RTHREADS * WIN);
       break;
     }
@@ -573,7 +573,7 @@ START_TEST(fork_child_consistent) {
   if (pid == 0) {
     int bad = 0;
     hs_stats_t st;
-    hs_get_stats(&st);
+    hs_get_stats(&st, sizeof st);
     if (hs__traces_count() != N || cur() != sum || st.dropped_traces != 0) {
       fprintf(stderr, "child: count %llu (want %d), current %zu (want %zu), "
                       "dropped %llu\n",
@@ -700,7 +700,7 @@ END_TEST
 START_TEST(realloc_failure_untraced_not_dropped) {
   ck_assert(hs__deferring());
   hs_stats_t st0, st;
-  hs_get_stats(&st0);
+  hs_get_stats(&st0, sizeof st0);
   for (unsigned i = 0; i < 100; i++) {
     uintptr_t u = fake(50 + i % 10); /* never recorded */
     ck_assert_ptr_null(do_realloc(u, 1u << 20, 0, ENOMEM));
@@ -709,7 +709,7 @@ START_TEST(realloc_failure_untraced_not_dropped) {
   }
   ck_assert_uint_eq(hs__traces_count(), 0);
   ck_assert_uint_eq(cur(), 0);
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.dropped_traces, st0.dropped_traces);
   ck_assert_uint_eq(st.dropped_bytes, st0.dropped_bytes);
   /* A traced one comes back whole, nothing dropped either. */
@@ -906,7 +906,7 @@ START_TEST(ring_without_applier) {
   ck_assert_uint_eq(hs__traces_count(), R1_THREADS * R1_LIVE);
   ck_assert_uint_eq(cur(), R1_THREADS * sum);
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.dropped_traces, 0);
   for (unsigned id = 0; id < R1_THREADS; id++)
     for (unsigned k = 0; k < R1_LIVE; k++)
@@ -1098,7 +1098,7 @@ static int solo_race(solo_t w[2], char *why, size_t len) {
     }
   }
   hs_stats_t st;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   if (hs__traces_count() != n || cur() != bytes || st.dropped_traces != 0) {
     snprintf(why, len,
              "table: %llu traces of %zu bytes, %llu dropped; want %llu of %zu",

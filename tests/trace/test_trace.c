@@ -125,7 +125,7 @@ START_TEST(drop_when_out_of_memory) {
   hs__record_alloc(&dummy, 123, (uintptr_t)__builtin_return_address(0));
   hs__guard--;
   hs__mem_fail_hook = NULL;
-  hs_get_stats(&st);
+  hs_get_stats(&st, sizeof st);
   ck_assert_uint_eq(st.dropped_traces, 1);
   ck_assert_uint_eq(st.dropped_bytes, 123);
   ck_assert_uint_eq(cur(), 0);
@@ -870,7 +870,7 @@ START_TEST(threads_race_control) {
       size_t c, p;
       hs_get_traced_memory(&c, &p);
       hs_stats_t st;
-      hs_get_stats(&st);
+      hs_get_stats(&st, sizeof st);
     }
     }
   }

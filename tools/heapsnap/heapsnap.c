@@ -353,17 +353,21 @@ static void report(const char *tmpl, time_t start, const found_t *before,
     /* nothing of the program's own to show */
   } else if (hs_snapshot_load(pick, &s, err, sizeof err) == 0) {
     hs_statistics_t *st;
-    if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0) {
+    hs_statistics_info_t si;
+    if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0 &&
+        hs_statistics_get_info(st, &si, sizeof si) == 0) {
       char sz[32];
-      fprintf(stderr, "%s: top %d allocation sites by line in %s (total %s "
-                      "in %llu blocks%s):\n",
-              me, top, pick, hs_format_size((double)st->total_size, 0, sz,
-                                            sizeof sz),
-              (unsigned long long)st->total_count,
-              st->sample_rate ? "; sampled, so these are estimates" : "");
-      for (size_t i = 0; i < st->count && i < (size_t)top; i++) {
+      fprintf(stderr,
+              "%s: top %d allocation sites by line in %s (total %s "
+              "in %llu blocks%s):\n",
+              me, top, pick,
+              hs_format_size((double)si.total_size, 0, sz, sizeof sz),
+              (unsigned long long)si.total_count,
+              si.sample_rate ? "; sampled, so these are estimates" : "");
+      for (size_t i = 0; i < si.count && i < (size_t)top; i++) {
         char line[4096];
-        hs_statistic_format(&st->stats[i], HS_KEY_LINENO, line, sizeof line);
+        hs_statistic_format(hs_statistics_get(st, i), HS_KEY_LINENO, line,
+                            sizeof line);
         fprintf(stderr, "%s:   #%zu %s\n", me, i + 1, line);
       }
       hs_statistics_free(st);

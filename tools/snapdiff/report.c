@@ -97,13 +97,14 @@ static int stats_fail(const sd_options_t *opt, const char *path, int rc) {
 }
 
 static sd_row_t *rows_from(const hs_statistics_t *st) {
-  sd_row_t *rows = calloc(st->count ? st->count : 1, sizeof *rows);
+  size_t n = hs_statistics_count(st);
+  sd_row_t *rows = calloc(n ? n : 1, sizeof *rows);
   if (!rows)
     return NULL;
-  for (size_t i = 0; i < st->count; i++) {
+  for (size_t i = 0; i < n; i++) {
     sd_row_t *w = &rows[i];
-    if (st->diffs) {
-      const hs_statistic_diff_t *d = &st->diffs[i];
+    const hs_statistic_diff_t *d = hs_statistics_get_diff(st, i);
+    if (d) {
       w->frames = d->frames;
       w->nframe = d->nframe;
       w->site = d->site;
@@ -112,12 +113,12 @@ static sd_row_t *rows_from(const hs_statistics_t *st) {
       w->size_diff = d->size_diff;
       w->count_diff = d->count_diff;
     } else {
-      const hs_statistic_t *d = &st->stats[i];
-      w->frames = d->frames;
-      w->nframe = d->nframe;
-      w->site = d->site;
-      w->size = d->size;
-      w->count = d->count;
+      const hs_statistic_t *e = hs_statistics_get(st, i);
+      w->frames = e->frames;
+      w->nframe = e->nframe;
+      w->site = e->site;
+      w->size = e->size;
+      w->count = e->count;
     }
   }
   return rows;
@@ -189,7 +190,7 @@ static int timeline_series(const sd_options_t *opt, sd_report_t *r,
       return 1;
     }
     sd_input_t *in = &r->inputs[s];
-    hs_snapshot_get_info(snap, &in->info);
+    hs_snapshot_get_info(snap, &in->info, sizeof in->info);
     char *prog = strdup(in->info.program ? in->info.program : "");
     char **strs = realloc(p->strs, (p->nstr + 1) * sizeof *strs);
     if (!prog || !strs) {
@@ -212,8 +213,9 @@ static int timeline_series(const sd_options_t *opt, sd_report_t *r,
       sd_strmap_free(&map);
       return stats_fail(opt, paths[s], rc);
     }
-    for (size_t i = 0; i < st->count && map.len; i++) {
-      char *k = key_bytes(st->stats[i].frames, st->stats[i].nframe);
+    for (size_t i = 0; i < hs_statistics_count(st) && map.len; i++) {
+      const hs_statistic_t *e = hs_statistics_get(st, i);
+      char *k = key_bytes(e->frames, e->nframe);
       if (!k) {
         hs_statistics_free(st);
         hs_snapshot_free(snap);
@@ -223,8 +225,8 @@ static int timeline_series(const sd_options_t *opt, sd_report_t *r,
       size_t row = sd_strmap_find(&map, k);
       free(k);
       if (row < n) {
-        r->rows[row].series_size[s] = st->stats[i].size;
-        r->rows[row].series_count[s] = st->stats[i].count;
+        r->rows[row].series_size[s] = e->size;
+        r->rows[row].series_count[s] = e->count;
       }
     }
     hs_statistics_free(st);
@@ -286,12 +288,14 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
   size_t last = npath - 1;
   if (load_one(opt, paths[0], 0, npath, &p->snaps[0]) != 0)
     goto fail;
-  hs_snapshot_get_info(p->snaps[0], &r->inputs[0].info);
+  hs_snapshot_get_info(p->snaps[0], &r->inputs[0].info,
+                       sizeof r->inputs[0].info);
   hs_snapshot_t *cur = p->snaps[0], *old = NULL;
   if (npath > 1) {
     if (load_one(opt, paths[last], last, npath, &p->snaps[1]) != 0)
       goto fail;
-    hs_snapshot_get_info(p->snaps[1], &r->inputs[last].info);
+    hs_snapshot_get_info(p->snaps[1], &r->inputs[last].info,
+                         sizeof r->inputs[last].info);
     warn_program(&r->inputs[0], &r->inputs[last]);
     cur = p->snaps[1];
     old = p->snaps[0];
@@ -307,11 +311,13 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
   r->rows = rows_from(p->st);
   if (!r->rows)
     goto oom;
-  r->nrows = p->st->count;
-  r->total_size = p->st->total_size;
-  r->total_count = p->st->total_count;
-  r->total_size_diff = p->st->total_size_diff;
-  r->total_count_diff = p->st->total_count_diff;
+  hs_statistics_info_t si;
+  hs_statistics_get_info(p->st, &si, sizeof si);
+  r->nrows = si.count;
+  r->total_size = si.total_size;
+  r->total_count = si.total_count;
+  r->total_size_diff = si.total_size_diff;
+  r->total_count_diff = si.total_count_diff;
   if (opt->kind == SD_TIMELINE)
     qsort(r->rows, r->nrows, sizeof *r->rows, by_growth);
   r->nshown = opt->top && opt->top < r->nrows ? opt->top : r->nrows;
@@ -332,7 +338,7 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
       r->stacks = rows_from(p->stk);
       if (!r->stacks)
         goto oom;
-      r->nstacks = p->stk->count;
+      r->nstacks = hs_statistics_count(p->stk);
     }
   }
   if (opt->kind == SD_TIMELINE &&
