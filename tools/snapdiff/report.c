@@ -111,6 +111,18 @@ static sd_row_t *rows_from(const hs_statistics_t *st) {
       w->count = d->count;
       w->size_diff = d->size_diff;
       w->count_diff = d->count_diff;
+      w->alloc_size = d->alloc_size;
+      w->alloc_count = d->alloc_count;
+      w->frees = d->frees;
+      w->temporary = d->temporary;
+      w->temporary_time = d->temporary_time;
+      w->alloc_size_diff = d->alloc_size_diff;
+      w->alloc_count_diff = d->alloc_count_diff;
+      w->temporary_diff = d->temporary_diff;
+      w->lifetime = d->lifetime;
+      w->lifetime_p50_ns = d->lifetime_p50_ns;
+      w->lifetime_p90_ns = d->lifetime_p90_ns;
+      w->lifetime_p99_ns = d->lifetime_p99_ns;
     } else {
       const hs_statistic_t *d = &st->stats[i];
       w->frames = d->frames;
@@ -118,6 +130,15 @@ static sd_row_t *rows_from(const hs_statistics_t *st) {
       w->site = d->site;
       w->size = d->size;
       w->count = d->count;
+      w->alloc_size = d->alloc_size;
+      w->alloc_count = d->alloc_count;
+      w->frees = d->frees;
+      w->temporary = d->temporary;
+      w->temporary_time = d->temporary_time;
+      w->lifetime = d->lifetime;
+      w->lifetime_p50_ns = d->lifetime_p50_ns;
+      w->lifetime_p90_ns = d->lifetime_p90_ns;
+      w->lifetime_p99_ns = d->lifetime_p99_ns;
     }
   }
   return rows;
@@ -304,6 +325,17 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
     stats_fail(opt, paths[last], rc);
     goto fail;
   }
+  (void)hs_statistics_sort(p->st, opt->sort);
+  r->sort = opt->sort;
+  r->sort_given = opt->sort_given;
+  r->has_churn = p->st->has_churn;
+  r->alloc_size = p->st->alloc_size;
+  r->alloc_count = p->st->alloc_count;
+  r->temporary = p->st->temporary;
+  r->temporary_time = p->st->temporary_time;
+  r->alloc_size_diff = p->st->alloc_size_diff;
+  r->alloc_count_diff = p->st->alloc_count_diff;
+  r->temporary_diff = p->st->temporary_diff;
   r->rows = rows_from(p->st);
   if (!r->rows)
     goto oom;
@@ -318,10 +350,9 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
 
   if (opt->format == SD_FOLDED || opt->format == SD_PPROF ||
       opt->format == SD_HTML) {
-    if (opt->key == HS_KEY_TRACEBACK && !opt->cumulative) {
-      r->stacks = r->rows;
-      r->nstacks = r->nrows;
-    } else {
+    /* The live rows leave out stacks that only churned, which the stack
+     * formats weigh: always a list of their own. */
+    {
       progress(opt, "computing stacks...");
       rc = old ? hs_snapshot_compare(cur, old, HS_KEY_TRACEBACK, 0, &p->stk)
                : hs_snapshot_statistics(cur, HS_KEY_TRACEBACK, 0, &p->stk);
@@ -329,6 +360,7 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
         stats_fail(opt, paths[last], rc);
         goto fail;
       }
+      (void)hs_statistics_sort(p->stk, HS_SORT_ALLOCATED);
       r->stacks = rows_from(p->stk);
       if (!r->stacks)
         goto oom;
