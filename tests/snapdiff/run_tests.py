@@ -478,6 +478,14 @@ def case_html():
             check(not console, "%s.html console messages: %r" % (name, console))
             check("<svg" in dom and 'id="sd-flame"' in dom, "%s.html has no flame graph" % name)
             check('id="sd-table"' in dom, "%s.html has no table" % name)
+            # A flame graph per metric, and for two snapshots the differential
+            # one (growth red, shrinkage blue), each drawn with search.
+            for v in ["live", "allocated", "temporary"] + (["diff"] if name != "stats" else []):
+                check('id="sd-view-%s"' % v in dom, "%s.html has no %s view" % (name, v))
+            check('id="sd-search"' in dom, "%s.html has no search box" % name)
+            if name == "compare":
+                check('id="sd-view-svg-diff"' in dom and "hsl(0,80%" in dom,
+                      "compare.html: the differential view has no growth in red")
             if name == "timeline":
                 check('id="sd-chart"' in dom and "<polyline" in dom, "timeline.html has no chart")
         shots = {"timeline": "snapdiff-timeline.png", "compare": "snapdiff-compare.png"}
