@@ -155,6 +155,22 @@ HS_API size_t hs_get_tracer_memory(void);
  * Later versions only append members, so a program built against an older
  * header gets the members it knows. A size below sizeof(size_t) is
  * HS_EINVAL. */
+/* Churn: besides the live blocks, every stack keeps cumulative counters
+ * since the start (or hs_clear_traces()): blocks and bytes allocated,
+ * frees, temporary blocks, and a lifetime histogram of the freed blocks.
+ * "Temporary" has two meanings, both counted: freed before its thread's
+ * next allocation (heaptrack's), and freed within a threshold of time
+ * (1 ms unless set; 0 counts none). Takes effect for the frees that
+ * follow. Returns 0. */
+#define HS_DEFAULT_TEMPORARY_NS 1000000u
+HS_API int hs_set_temporary_threshold(uint64_t ns);
+HS_API uint64_t hs_get_temporary_threshold(void);
+/* Lifetime histogram buckets: bucket 0 holds lifetimes under 1,024 ns,
+ * bucket k (k >= 1) those in [2^(k+9), 2^(k+10)) ns. The clock wraps
+ * every 2^35 ns (34 s): a longer lifetime is seen modulo that. */
+#define HS_LIFETIME_BUCKETS 32
+/* The lower bound of bucket k in ns (0 for bucket 0). */
+#define HS_LIFETIME_BUCKET_NS(k) ((k) ? (uint64_t)1 << ((k) + 9) : 0)
 
 /* Counters for what tracing cost and what it lost. */
 typedef struct hs_stats {
@@ -257,6 +273,14 @@ typedef struct hs_snapshot_info {
   uint64_t sample_rate;    /* 0: exact; N: size and count are estimates
                               from one sample per N bytes */
   const char *program;     /* path of the program, "" if unknown */
+  /* Churn since tracing started (or was cleared), estimates when sampled;
+   * all 0 in a file written before heapsnap kept them (has_churn 0). */
+  int has_churn;
+  uint64_t alloc_size;     /* bytes allocated */
+  uint64_t alloc_count;    /* blocks allocated */
+  uint64_t temporary;      /* freed before their thread's next allocation */
+  uint64_t temporary_time; /* freed within temporary_ns */
+  uint64_t temporary_ns;   /* the time threshold in force when taken */
 } hs_snapshot_info_t;
 /* Fills *out, a struct of size bytes (sizeof *out): 0 or HS_EINVAL.
  * [MT-obj] [AS-no] [fork-ok] */
@@ -300,6 +324,16 @@ typedef struct hs_statistic {
   size_t site;              /* index in frames of the allocation site */
   uint64_t size;
   uint64_t count;
+  /* Churn of the key (see hs_set_temporary_threshold): */
+  uint64_t alloc_size;      /* bytes allocated */
+  uint64_t alloc_count;     /* blocks allocated */
+  uint64_t frees;           /* blocks freed */
+  uint64_t temporary;       /* freed before the thread's next allocation */
+  uint64_t temporary_time;  /* freed within the time threshold */
+  const uint64_t *lifetime; /* HS_LIFETIME_BUCKETS counts of freed blocks */
+  uint64_t lifetime_p50_ns; /* percentiles of the freed blocks' lifetimes */
+  uint64_t lifetime_p90_ns; /* (the bucket's upper bound; 0 when none) */
+  uint64_t lifetime_p99_ns;
 } hs_statistic_t;
 
 typedef struct hs_statistic_diff {
@@ -310,6 +344,18 @@ typedef struct hs_statistic_diff {
   int64_t size_diff;
   uint64_t count;
   int64_t count_diff;
+  /* Churn in the new snapshot, and its change since the old one: */
+  uint64_t alloc_size;
+  int64_t alloc_size_diff;
+  uint64_t alloc_count;
+  int64_t alloc_count_diff;
+  uint64_t temporary;
+  int64_t temporary_diff;
+  uint64_t temporary_time;
+  int64_t temporary_time_diff;
+  uint64_t frees;
+  const uint64_t *lifetime; /* the new snapshot's */
+  uint64_t lifetime_p50_ns, lifetime_p90_ns, lifetime_p99_ns;
 } hs_statistic_diff_t;
 
 /* The result of hs_snapshot_statistics() or hs_snapshot_compare(): an
@@ -350,6 +396,12 @@ typedef struct hs_statistics_info {
                                sampled old one says the old's in
                                old_sample_rate) */
   uint64_t old_sample_rate;
+  /* Churn totals (all 0 when has_churn is 0: a snapshot without churn
+   * counters): */
+  int has_churn;
+  uint64_t alloc_size, alloc_count, temporary, temporary_time;
+  int64_t alloc_size_diff, alloc_count_diff, temporary_diff,
+      temporary_time_diff;
 } hs_statistics_info_t;
 /* Fills *out, a struct of size bytes (sizeof *out): 0 or HS_EINVAL. */
 HS_API int hs_statistics_get_info(const hs_statistics_t *st,
@@ -377,6 +429,15 @@ HS_API int hs_snapshot_compare(hs_snapshot_t *snap, hs_snapshot_t *old,
 /* Frees a list (NULL is fine); no other call on st may run at the same
  * time. [MT, but exclusive on st] [AS-no] [fork-ok] */
 HS_API void hs_statistics_free(hs_statistics_t *st);
+
+/* Orders: HS_SORT_LIVE as above; HS_SORT_ALLOCATED by bytes allocated,
+ * HS_SORT_COUNT by blocks allocated, HS_SORT_TEMPORARY by temporary
+ * blocks (heaptrack's), descending, then live size and key (for a compare,
+ * by the absolute change of that figure first). Keys that only churned
+ * (nothing live) appear in every order. Returns 0 or HS_EINVAL. */
+enum { HS_SORT_LIVE = 0, HS_SORT_ALLOCATED = 1, HS_SORT_COUNT = 2,
+       HS_SORT_TEMPORARY = 3 };
+HS_API int hs_statistics_sort(hs_statistics_t *st, int order);
 
 /* Filters, as tracemalloc's Filter and DomainFilter. A trace is kept if
  * there is no inclusive filter or one matches, and no exclusive filter

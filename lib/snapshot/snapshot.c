@@ -248,6 +248,7 @@ void hs_snapshot_free(hs_snapshot_t *s) {
   free(s->stack_locs);
   free(s->stacks);
   free(s->groups);
+  free(s->ctrs);
   for (uint32_t i = 0; i < s->nwrappers; i++)
     free(s->wrappers[i].pattern);
   free(s->wrappers);
@@ -283,6 +284,8 @@ typedef struct collect {
   uint64_t ngroups, groups_cap;
   uint32_t *ids; /* snapshot stack index -> stack id */
   uint64_t nids, ids_cap;
+  hs_snap_ctr_t *ctrs; /* snapshot stack index -> churn */
+  uint64_t ctrs_cap;
   int err;
 } collect_t;
 
@@ -326,6 +329,43 @@ oom:
   c->err = HS_ENOMEM;
 }
 
+/* Every interned stack that allocated joins the snapshot, whether or not
+ * a block of it is still live: churn is mostly of blocks long gone. */
+static void collect_ctr(uint32_t id, const hs_stack_ctr_t *k, void *arg) {
+  collect_t *c = arg;
+  int found;
+  if (c->err || !k->allocs)
+    return;
+  uint32_t *sidx = u64map_slot(&c->stack_ids, id, &found);
+  if (!sidx)
+    goto oom;
+  if (!found) {
+    if (hs__reserve(&c->ids, &c->ids_cap, c->nids + 1, sizeof *c->ids) != 0)
+      goto oom;
+    *sidx = (uint32_t)c->nids;
+    c->ids[c->nids++] = id;
+  }
+  uint64_t old = c->ctrs_cap;
+  if (hs__reserve(&c->ctrs, &c->ctrs_cap, c->nids, sizeof *c->ctrs) != 0)
+    goto oom;
+  if (c->ctrs_cap > old)
+    memset(c->ctrs + old, 0, (c->ctrs_cap - old) * sizeof *c->ctrs);
+  hs_snap_ctr_t *o = &c->ctrs[*sidx];
+  /* Counts are kept in 1/65536 blocks (sampled weights): round. */
+#define CNT(v) (((v) + HS_CTR_ONE / 2) / HS_CTR_ONE)
+  o->allocs = CNT(k->allocs);
+  o->bytes = k->bytes;
+  o->frees = CNT(k->frees);
+  o->temp = CNT(k->temp);
+  o->temp_time = CNT(k->temp_time);
+  for (int b = 0; b < HS_LIFETIME_BUCKETS && b < HS_CTR_BUCKETS; b++)
+    o->hist[b] = CNT(k->hist[b]);
+#undef CNT
+  return;
+oom:
+  c->err = HS_ENOMEM;
+}
+
 static int read_program(struct hs_snapshot *s) {
   char path[4096];
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
@@ -363,9 +403,23 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   if ((rc = read_program(s)) != 0)
     goto done;
 
+  s->temp_ns = hs_get_temporary_threshold();
   hs__traces_foreach(collect_one, &c);
+  if (c.err == 0)
+    hs__stacks_foreach(collect_ctr, &c);
   if ((rc = c.err) != 0)
     goto done;
+  /* Every snapshot taken live carries churn, zero for stacks that had
+   * none to report. */
+  {
+    uint64_t old = c.ctrs_cap;
+    if (hs__reserve(&c.ctrs, &c.ctrs_cap, c.nids + 1, sizeof *c.ctrs) != 0) {
+      rc = HS_ENOMEM;
+      goto done;
+    }
+    if (c.ctrs_cap > old)
+      memset(c.ctrs + old, 0, (c.ctrs_cap - old) * sizeof *c.ctrs);
+  }
 
   /* Fetch each distinct stack once. A stack cleared since its trace was
    * copied (hs_clear_traces racing with us) drops that trace. */
@@ -396,8 +450,12 @@ int hs_take_snapshot(hs_snapshot_t **out) {
     if (s->raw_n[c.groups[g].stack] != UINT32_MAX)
       c.groups[kept++] = c.groups[g];
   for (uint64_t i = 0; i < c.nids; i++)
-    if (s->raw_n[i] == UINT32_MAX)
+    if (s->raw_n[i] == UINT32_MAX) {
       s->raw_n[i] = 0;
+      memset(&c.ctrs[i], 0, sizeof c.ctrs[i]);
+    }
+  s->ctrs = c.ctrs;
+  c.ctrs = NULL;
   s->groups = c.groups;
   s->ngroups = kept;
   c.groups = NULL;
@@ -409,6 +467,7 @@ done:
   u64map_free(&c.stack_ids);
   free(c.groups);
   free(c.ids);
+  free(c.ctrs);
   if (rc != 0) {
     hs_snapshot_free(s);
     s = NULL;
@@ -670,6 +729,14 @@ int hs_snapshot_get_info(const hs_snapshot_t *s, hs_snapshot_info_t *out,
     in.count += count;
   }
   in.sample_rate = s->sample_rate;
+  in.has_churn = s->ctrs != NULL;
+  in.temporary_ns = s->temp_ns;
+  for (uint32_t i = 0; s->ctrs && i < s->nstacks; i++) {
+    in.alloc_size += s->ctrs[i].bytes;
+    in.alloc_count += s->ctrs[i].allocs;
+    in.temporary += s->ctrs[i].temp;
+    in.temporary_time += s->ctrs[i].temp_time;
+  }
   in.stacks = s->nstacks;
   in.modules = s->modules.count;
   /* Not strtab while another thread may be symbolizing (it grows strtab,
@@ -709,6 +776,7 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   c->nstacks = s->nstacks;
   c->ngroups = s->ngroups;
   c->raw_mode = s->raw_mode;
+  c->temp_ns = s->temp_ns; /* ctrs is copied below */
   int rc = HS_ENOMEM;
   if (s->program_path && !(c->program_path = strdup(s->program_path)))
     goto fail;
@@ -727,6 +795,8 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   DUP(stack_locs, s->nstack_locs);
   DUP(stacks, s->nstacks);
   DUP(groups, s->ngroups);
+  if (s->ctrs)
+    DUP(ctrs, s->nstacks);
 #undef DUP
   if (keep) {
     uint64_t n = 0;
@@ -734,6 +804,10 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
       if (keep[g])
         c->groups[n++] = s->groups[g];
     c->ngroups = n;
+    /* keep's tail, one byte per stack, says whose churn stays. */
+    for (uint32_t i = 0; c->ctrs && i < s->nstacks; i++)
+      if (!keep[s->ngroups + i])
+        memset(&c->ctrs[i], 0, sizeof c->ctrs[i]);
   }
   if (hs__modules_copy(&c->modules, &s->modules) != 0)
     goto fail;

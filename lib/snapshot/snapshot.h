@@ -37,6 +37,17 @@ typedef struct hs_group {
   uint64_t count; /* number of live blocks */
 } hs_group_t;
 
+/* A stack's churn since tracing started (or was cleared): estimates when
+ * sampled, exact otherwise. */
+typedef struct hs_snap_ctr {
+  uint64_t allocs;    /* blocks allocated */
+  uint64_t bytes;     /* bytes allocated */
+  uint64_t frees;     /* blocks freed */
+  uint64_t temp;      /* freed before their thread's next allocation */
+  uint64_t temp_time; /* freed within temp_ns */
+  uint64_t hist[HS_LIFETIME_BUCKETS]; /* freed blocks by lifetime */
+} hs_snap_ctr_t;
+
 /* A pattern that marks frames as allocation wrappers (skipped when finding
  * an allocation's site). */
 typedef struct hs_wrapper {
@@ -87,6 +98,10 @@ struct hs_snapshot {
   uint32_t nstacks;
   hs_group_t *groups;
   uint64_t ngroups;
+  hs_snap_ctr_t *ctrs; /* nstacks entries, or NULL (a file from before
+                          churn was kept); stacks that only churned have
+                          no group */
+  uint64_t temp_ns;    /* the temporary-by-time threshold in force */
 
   /* ---- attribution settings (not stored in files) ---- */
   hs_wrapper_t *wrappers; /* protected by settings_lock */

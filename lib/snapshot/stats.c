@@ -3,6 +3,7 @@
  * compared by content (file, line, function, module), never by address, so
  * snapshots from different runs and machines compare. */
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@ HS_HIDDEN int hs__snapshot_copy(const struct hs_snapshot *s,
  * point into. Immutable once run() returns it. */
 struct hs_statistics {
   hs_statistics_info_t info;
+  size_t churn_only; /* entries past info.count whose blocks are all freed
+                        (in both snapshots): statistics of live memory
+                        leave them out, as tracemalloc does; a sort by
+                        another figure adds them to the count */
   hs_statistic_t *stats;      /* statistics: info.count entries, else NULL */
   hs_statistic_diff_t *diffs; /* compare: info.count entries, else NULL */
   hs_frame_t *frames;         /* storage for every entry's key */
@@ -166,6 +171,8 @@ typedef struct entry {
   uint32_t nframe;
   uint32_t site; /* index of the site within the key's frames */
   uint64_t size[2], count[2]; /* [0] old snapshot, [1] new */
+  uint64_t asize[2], acount[2], frees[2], temp[2], temp_time[2]; /* churn */
+  uint64_t hist[HS_LIFETIME_BUCKETS]; /* the new snapshot's */
 } entry_t;
 
 typedef struct group_by {
@@ -225,6 +232,49 @@ static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
   return (int64_t)(g->nents - 1);
 }
 
+/* The entries stack st is credited to: its key's, or with cumulative one
+ * per frame; in out[0..*n). memo holds entry + 1 per stack or per loc. */
+static int entries_of(group_by_t *g, struct hs_snapshot *s, site_ctx_t *sc,
+                      int64_t *memo, hs_frame_t *tmp, int cumulative,
+                      uint32_t stack, int64_t *out, uint32_t *nout) {
+  const hs_snap_stack_t *st = &s->stacks[stack];
+  *nout = 0;
+  if (!cumulative) {
+    int64_t e = memo[stack] - 1;
+    if (e < 0) {
+      uint32_t n = 0, site = 0;
+      if (g->key == HS_KEY_TRACEBACK) {
+        for (uint32_t i = 0; i < st->nloc; i++)
+          tmp[n++] = key_frame(s, s->stack_locs[st->first + i], g->key);
+        if (st->nloc)
+          site = site_of(sc, stack) - st->first;
+      } else if (st->nloc) {
+        tmp[n++] = key_frame(s, s->stack_locs[site_of(sc, stack)], g->key);
+      } else {
+        tmp[n++] = (hs_frame_t){0};
+      }
+      if ((e = entry_for(g, tmp, n)) < 0)
+        return HS_ENOMEM;
+      g->ents[e].site = site;
+      memo[stack] = e + 1;
+    }
+    out[(*nout)++] = e;
+    return 0;
+  }
+  for (uint32_t i = 0; i < st->nloc; i++) {
+    uint32_t li = s->stack_locs[st->first + i];
+    int64_t e = memo[li] - 1;
+    if (e < 0) {
+      hs_frame_t f = key_frame(s, li, g->key);
+      if ((e = entry_for(g, &f, 1)) < 0)
+        return HS_ENOMEM;
+      memo[li] = e + 1;
+    }
+    out[(*nout)++] = e;
+  }
+  return 0;
+}
+
 /* Adds every trace of s to side (0 old, 1 new) of g. */
 static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
                         int side) {
@@ -241,48 +291,36 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
     if (s->stacks[i].nloc > maxn)
       maxn = s->stacks[i].nloc;
   hs_frame_t *tmp = malloc(maxn * sizeof *tmp);
-  if (!sc.wrap || !memo || !tmp)
+  int64_t *ents = malloc(maxn * sizeof *ents);
+  if (!sc.wrap || !memo || !tmp || !ents)
     goto out;
+  uint32_t n;
   for (uint64_t gi = 0; gi < s->ngroups; gi++) {
     const hs_group_t *gr = &s->groups[gi];
-    const hs_snap_stack_t *st = &s->stacks[gr->stack];
     uint64_t bytes, count;
     hs__group_estimate(s, gr, &bytes, &count);
-    if (!cumulative) {
-      int64_t e = memo[gr->stack] - 1;
-      if (e < 0) {
-        uint32_t n = 0, site = 0;
-        if (g->key == HS_KEY_TRACEBACK) {
-          for (uint32_t i = 0; i < st->nloc; i++)
-            tmp[n++] = key_frame(s, s->stack_locs[st->first + i], g->key);
-          if (st->nloc)
-            site = site_of(&sc, gr->stack) - st->first;
-        } else if (st->nloc) {
-          tmp[n++] = key_frame(s, s->stack_locs[site_of(&sc, gr->stack)],
-                               g->key);
-        } else {
-          tmp[n++] = (hs_frame_t){0};
-        }
-        if ((e = entry_for(g, tmp, n)) < 0)
-          goto out;
-        g->ents[e].site = site;
-        memo[gr->stack] = e + 1;
-      }
-      g->ents[e].size[side] += bytes;
-      g->ents[e].count[side] += count;
-      continue;
+    if (entries_of(g, s, &sc, memo, tmp, cumulative, gr->stack, ents, &n))
+      goto out;
+    for (uint32_t i = 0; i < n; i++) {
+      g->ents[ents[i]].size[side] += bytes;
+      g->ents[ents[i]].count[side] += count;
     }
-    for (uint32_t i = 0; i < st->nloc; i++) {
-      uint32_t li = s->stack_locs[st->first + i];
-      int64_t e = memo[li] - 1;
-      if (e < 0) {
-        hs_frame_t f = key_frame(s, li, g->key);
-        if ((e = entry_for(g, &f, 1)) < 0)
-          goto out;
-        memo[li] = e + 1;
-      }
-      g->ents[e].size[side] += bytes;
-      g->ents[e].count[side] += count;
+  }
+  for (uint32_t st = 0; s->ctrs && st < s->nstacks; st++) {
+    const hs_snap_ctr_t *k = &s->ctrs[st];
+    if (!k->allocs && !k->frees)
+      continue;
+    if (entries_of(g, s, &sc, memo, tmp, cumulative, st, ents, &n))
+      goto out;
+    for (uint32_t i = 0; i < n; i++) {
+      entry_t *e = &g->ents[ents[i]];
+      e->asize[side] += k->bytes;
+      e->acount[side] += k->allocs;
+      e->frees[side] += k->frees;
+      e->temp[side] += k->temp;
+      e->temp_time[side] += k->temp_time;
+      for (int b = 0; side && b < HS_LIFETIME_BUCKETS; b++)
+        e->hist[b] += k->hist[b];
     }
   }
   rc = 0;
@@ -290,6 +328,7 @@ out:
   free(sc.wrap);
   free(memo);
   free(tmp);
+  free(ents);
   return rc;
 }
 
@@ -361,6 +400,104 @@ static void settings_unlock(struct hs_snapshot *a, struct hs_snapshot *b) {
   pthread_rwlock_unlock(&a->settings_lock);
 }
 
+/* The upper bound of the bucket holding the q-th quantile (q in 1/100). */
+static uint64_t percentile(const uint64_t *h, unsigned q) {
+  uint64_t total = 0, run = 0;
+  for (int b = 0; b < HS_LIFETIME_BUCKETS; b++)
+    total += h[b];
+  if (!total)
+    return 0;
+  for (int b = 0; b < HS_LIFETIME_BUCKETS; b++) {
+    run += h[b];
+    if (run * 100 >= total * q)
+      return HS_LIFETIME_BUCKET_NS(b + 1);
+  }
+  return HS_LIFETIME_BUCKET_NS(HS_LIFETIME_BUCKETS);
+}
+
+/* Orders for hs_statistics_sort: the figure chosen, then live as above. */
+static int sort_order;
+
+static uint64_t stat_figure(const hs_statistic_t *a) {
+  return sort_order == HS_SORT_ALLOCATED ? a->alloc_size
+         : sort_order == HS_SORT_COUNT   ? a->alloc_count
+                                         : a->temporary;
+}
+
+static int cmp_stat_by(const void *pa, const void *pb) {
+  const hs_statistic_t *a = pa, *b = pb;
+  if (sort_order != HS_SORT_LIVE)
+    DESC(stat_figure(a), stat_figure(b));
+  return cmp_stat(pa, pb);
+}
+
+static int64_t diff_figure(const hs_statistic_diff_t *a, uint64_t *now) {
+  if (sort_order == HS_SORT_ALLOCATED) {
+    *now = a->alloc_size;
+    return a->alloc_size_diff;
+  }
+  if (sort_order == HS_SORT_COUNT) {
+    *now = a->alloc_count;
+    return a->alloc_count_diff;
+  }
+  *now = a->temporary;
+  return a->temporary_diff;
+}
+
+static int cmp_diff_by(const void *pa, const void *pb) {
+  const hs_statistic_diff_t *a = pa, *b = pb;
+  if (sort_order != HS_SORT_LIVE) {
+    uint64_t na, nb;
+    int64_t da = diff_figure(a, &na), db = diff_figure(b, &nb);
+    DESC(abs64(da), abs64(db));
+    DESC(na, nb);
+  }
+  return cmp_diff(pa, pb);
+}
+
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int hs_statistics_sort(hs_statistics_t *st, int order) {
+  if (!st || order < HS_SORT_LIVE || order > HS_SORT_TEMPORARY)
+    return HS_EINVAL;
+  /* qsort has no context argument: the order is a static, so one sort at
+   * a time. */
+  pthread_mutex_lock(&sort_mu);
+  sort_order = order;
+  if (order != HS_SORT_LIVE) {
+    st->info.count += st->churn_only;
+    st->churn_only = 0;
+  }
+  if (st->diffs)
+    qsort(st->diffs, st->info.count, sizeof *st->diffs, cmp_diff_by);
+  else if (st->stats)
+    qsort(st->stats, st->info.count, sizeof *st->stats, cmp_stat_by);
+  pthread_mutex_unlock(&sort_mu);
+  return 0;
+}
+
+/* Moves the entries with live blocks on either side before those that
+ * only churned, keeping each part's order; returns how many have. The
+ * arrays are filled in entry order, so element e is entry e. */
+static size_t live_first(void *arr, size_t elem, uint64_t n,
+                         const group_by_t *g) {
+  char *a = arr, tmp[sizeof(hs_statistic_diff_t)];
+  size_t w = 0;
+  for (uint64_t e = 0; e < n; e++) {
+    const entry_t *en = &g->ents[e];
+    if (!en->count[0] && !en->count[1] && !en->size[0] && !en->size[1])
+      continue;
+    if (w != e) {
+      /* Rotate e down to w: the churn-only run keeps its order. */
+      memcpy(tmp, a + e * elem, elem);
+      memmove(a + (w + 1) * elem, a + w * elem, (e - w) * elem);
+      memcpy(a + w * elem, tmp, elem);
+    }
+    w++;
+  }
+  return w;
+}
+
 static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
                int cumulative, hs_statistics_t **out) {
   if (!out)
@@ -388,6 +525,37 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   in->compare = old != NULL;
   in->count = g.nents;
   in->sample_rate = snap->sample_rate;
+  in->has_churn = snap->ctrs != NULL;
+  {
+    uint64_t t[2][4] = {{0}};
+    for (uint64_t e = 0; e < g.nents; e++)
+      for (int side = 0; side < 2 && !cumulative; side++) {
+        t[side][0] += g.ents[e].asize[side];
+        t[side][1] += g.ents[e].acount[side];
+        t[side][2] += g.ents[e].temp[side];
+        t[side][3] += g.ents[e].temp_time[side];
+      }
+    if (cumulative) {
+      /* Frames share stacks there: total the stacks themselves. */
+      for (int side = 0; side < 2; side++) {
+        hs_snapshot_t *sn = side ? snap : old;
+        for (uint32_t i = 0; sn && sn->ctrs && i < sn->nstacks; i++) {
+          t[side][0] += sn->ctrs[i].bytes;
+          t[side][1] += sn->ctrs[i].allocs;
+          t[side][2] += sn->ctrs[i].temp;
+          t[side][3] += sn->ctrs[i].temp_time;
+        }
+      }
+    }
+    in->alloc_size = t[1][0];
+    in->alloc_count = t[1][1];
+    in->temporary = t[1][2];
+    in->temporary_time = t[1][3];
+    in->alloc_size_diff = (int64_t)(t[1][0] - t[0][0]);
+    in->alloc_count_diff = (int64_t)(t[1][1] - t[0][1]);
+    in->temporary_diff = (int64_t)(t[1][2] - t[0][2]);
+    in->temporary_time_diff = (int64_t)(t[1][3] - t[0][3]);
+  }
   for (uint64_t gi = 0; gi < snap->ngroups; gi++) {
     uint64_t b, c;
     hs__group_estimate(snap, &snap->groups[gi], &b, &c);
@@ -405,6 +573,25 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
     }
     in->total_size_diff = (int64_t)(in->total_size - os);
     in->total_count_diff = (int64_t)(in->total_count - oc);
+  }
+  /* The histograms live after the frames, in one block the statistics
+   * own (frames). */
+  uint64_t *hist = NULL;
+  if (in->has_churn) {
+    size_t fb = (g.nframes + 1) * sizeof *g.frames;
+    fb = (fb + 7) & ~(size_t)7;
+    hs_frame_t *nf = realloc(g.frames, fb + (g.nents + 1) * HS_LIFETIME_BUCKETS *
+                                                sizeof *hist);
+    if (!nf)
+      goto fail;
+    g.frames = nf;
+    g.frames_cap = 0; /* no longer a growable array */
+    hist = (uint64_t *)(void *)((char *)nf + fb);
+    for (uint64_t e = 0; e < g.nents; e++)
+      memcpy(hist + e * HS_LIFETIME_BUCKETS, g.ents[e].hist,
+             sizeof g.ents[e].hist);
+  }
+  if (old) {
     st->diffs = calloc(g.nents + 1, sizeof *st->diffs);
     if (!st->diffs)
       goto fail;
@@ -417,19 +604,49 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
           en->size[1],
           (int64_t)(en->size[1] - en->size[0]),
           en->count[1],
-          (int64_t)(en->count[1] - en->count[0])};
+          (int64_t)(en->count[1] - en->count[0]),
+          en->asize[1],
+          (int64_t)(en->asize[1] - en->asize[0]),
+          en->acount[1],
+          (int64_t)(en->acount[1] - en->acount[0]),
+          en->temp[1],
+          (int64_t)(en->temp[1] - en->temp[0]),
+          en->temp_time[1],
+          (int64_t)(en->temp_time[1] - en->temp_time[0]),
+          en->frees[1],
+          hist ? hist + e * HS_LIFETIME_BUCKETS : NULL,
+          percentile(en->hist, 50),
+          percentile(en->hist, 90),
+          percentile(en->hist, 99)};
     }
-    qsort(st->diffs, g.nents, sizeof *st->diffs, cmp_diff);
+    st->info.count = live_first(st->diffs, sizeof *st->diffs, g.nents, &g);
+    st->churn_only = g.nents - st->info.count;
+    qsort(st->diffs, st->info.count, sizeof *st->diffs, cmp_diff);
   } else {
     st->stats = calloc(g.nents + 1, sizeof *st->stats);
     if (!st->stats)
       goto fail;
     for (uint64_t e = 0; e < g.nents; e++) {
       const entry_t *en = &g.ents[e];
-      st->stats[e] = (hs_statistic_t){&g.frames[en->first], en->nframe,
-                                       en->site, en->size[1], en->count[1]};
+      st->stats[e] = (hs_statistic_t){&g.frames[en->first],
+                                       en->nframe,
+                                       en->site,
+                                       en->size[1],
+                                       en->count[1],
+                                       en->asize[1],
+                                       en->acount[1],
+                                       en->frees[1],
+                                       en->temp[1],
+                                       en->temp_time[1],
+                                       hist ? hist + e * HS_LIFETIME_BUCKETS
+                                            : NULL,
+                                       percentile(en->hist, 50),
+                                       percentile(en->hist, 90),
+                                       percentile(en->hist, 99)};
     }
-    qsort(st->stats, g.nents, sizeof *st->stats, cmp_stat);
+    st->info.count = live_first(st->stats, sizeof *st->stats, g.nents, &g);
+    st->churn_only = g.nents - st->info.count;
+    qsort(st->stats, st->info.count, sizeof *st->stats, cmp_stat);
   }
   st->frames = g.frames;
   g.frames = NULL;
@@ -553,7 +770,9 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
   if (rc != 0)
     goto out;
   rc = HS_ENOMEM;
-  keep = malloc(snap->ngroups + 1);
+  /* A byte per group, then one per stack for its churn (filtered as a
+   * group of the heap's domain would be). */
+  keep = malloc(snap->ngroups + snap->nstacks + 1);
   sc.wrap = calloc(snap->nlocs + 1, 1);
   if (!keep || !sc.wrap)
     goto out;
@@ -573,6 +792,20 @@ int hs_snapshot_filter(hs_snapshot_t *snap, const hs_filter_t *filters,
       if (!filters[i].inclusive && !filter_match(&sc, g, &filters[i]))
         ok = 0;
     keep[gi] = (uint8_t)ok;
+  }
+  for (uint32_t st = 0; st < snap->nstacks; st++) {
+    hs_group_t g = {0, st, 0, 0};
+    int ok = 1;
+    if (has_incl) {
+      ok = 0;
+      for (size_t i = 0; i < nfilter && !ok; i++)
+        if (filters[i].inclusive && filter_match(&sc, &g, &filters[i]))
+          ok = 1;
+    }
+    for (size_t i = 0; i < nfilter && ok; i++)
+      if (!filters[i].inclusive && !filter_match(&sc, &g, &filters[i]))
+        ok = 0;
+    keep[snap->ngroups + st] = (uint8_t)ok;
   }
   rc = hs__snapshot_copy(snap, keep, out);
 out:

@@ -41,6 +41,10 @@
 #define EV_WRITTEN 4u /* a zeroed slot is unwritten in every lap */
 #define EV_LAP 8u
 #define EV_BITS 15u
+/* The pointer's bits of the word: above them an allocation carries the low
+ * 17 bits of its stamp (heap blocks lie under 2^47), the top 8 ride in its
+ * meta word; a free's stamp and flags are its meta word. */
+#define EV_PTR 0x00007FFFFFFFFFF0ull
 #define GEN_BITS 8
 #define GEN_MASK ((1u << GEN_BITS) - 1)
 /* How far ahead of the event being applied its table slot is prefetched. */
@@ -52,8 +56,10 @@
 #define BATCH 4096
 
 typedef struct {
-  _Atomic uintptr_t word; /* pointer | kind | lap */
-  uint64_t meta;          /* size << 32 | generation << 24 | stack id */
+  _Atomic uintptr_t word; /* stamp bits 0-16 << 47 | pointer | kind | lap */
+  uint64_t meta;          /* allocation: size << 40 | stamp bits 17-24 << 32 |
+                             generation << 24 | stack id; free: stamp << 8 |
+                             HS_FREE_* << 1 | META_STASH */
 } ev_t;
 _Static_assert(sizeof(ev_t) == 16, "an event is 16 bytes");
 
@@ -94,8 +100,9 @@ static inline int written(uintptr_t w, uint64_t t) {
  * the applier and indexed by the free event's number, which the failure
  * event names. A trace whose stash entry was reused before the failure was
  * reported is counted as dropped. */
-#define META_STASH 1u
-#define META_RESTORE 2u /* + the free event's number */
+#define META_STASH 1u   /* a free's: keep the trace aside */
+#define META_RESTORE 2u /* a no-op's: + the free event's number */
+#define EV_SIZE_BITS 24 /* larger allocations are applied at once */
 #define STASH 64
 static struct {
   uint64_t seq; /* the free event's number + 1; 0 = empty */
@@ -131,9 +138,16 @@ static void restore(uintptr_t ptr, uint64_t f) {
     hs__count_drop(e->size);
 }
 
+HS_HIDDEN int hs__traces_insert_now_at(unsigned domain, uintptr_t ptr,
+                                       size_t size, uint32_t stack,
+                                       unsigned s, uint32_t stamp);
+HS_HIDDEN int hs__traces_remove_now_at(unsigned domain, uintptr_t ptr,
+                                       size_t *size, uint32_t *stack,
+                                       uint32_t stamp, unsigned flags);
+
 /* Applies event number t; the drain lock is held. */
 static void apply_one(uint64_t t, uintptr_t word, uint64_t meta) {
-  uintptr_t ptr = word & ~(uintptr_t)EV_BITS;
+  uintptr_t ptr = word & (uintptr_t)EV_PTR;
   if (word & EV_NOP) {
     if (meta >= META_RESTORE)
       restore(ptr, meta - META_RESTORE);
@@ -142,8 +156,10 @@ static void apply_one(uint64_t t, uintptr_t word, uint64_t meta) {
   if (word & EV_FREE) {
     size_t size = 0;
     uint32_t stack = 0;
-    int had = hs__traces_remove_now(0, ptr, &size, &stack);
-    if (meta == META_STASH)
+    int had = hs__traces_remove_now_at(0, ptr, &size, &stack,
+                                       (uint32_t)(meta >> 8) & HS_STAMP_MASK,
+                                       (unsigned)(meta >> 1) & 0x7fu);
+    if (meta & META_STASH)
       stash_put(t, ptr, had, size, stack);
     return;
   }
@@ -153,9 +169,10 @@ static void apply_one(uint64_t t, uintptr_t word, uint64_t meta) {
   if (!hs__state_tracing(s) ||
       ((s >> 1) & GEN_MASK) != ((meta >> 24) & GEN_MASK))
     return;
-  size_t size = (size_t)(meta >> 32);
-  if (hs__traces_insert_now(0, ptr, size, (uint32_t)(meta & 0xFFFFFFu), s) ==
-      HS_ENOMEM)
+  size_t size = (size_t)(meta >> 40);
+  uint32_t stamp = (uint32_t)(word >> 47) | (uint32_t)((meta >> 32) & 0xFF) << 17;
+  if (hs__traces_insert_now_at(0, ptr, size, (uint32_t)(meta & 0xFFFFFFu), s,
+                               stamp) == HS_ENOMEM)
     hs__count_drop(size);
 }
 
@@ -215,7 +232,7 @@ static uint64_t apply(uint64_t upto, int wait) {
       uintptr_t ahead = atomic_load_explicit(&ring[a & RING_MASK].word,
                                              memory_order_relaxed);
       if (written(ahead, a) && !(ahead & EV_NOP))
-        hs__traces_prefetch(ahead & ~(uintptr_t)EV_BITS);
+        hs__traces_prefetch(ahead & (uintptr_t)EV_PTR);
     }
     apply_one(t, w, e->meta);
     t++;
@@ -382,10 +399,13 @@ static inline void publish(uint64_t s, uintptr_t word, uint64_t meta) {
 }
 
 int hs__defer_alloc(uintptr_t ptr, size_t size, uint32_t stack, unsigned s) {
-  if (!hs__deferring() || (ptr & 15) || ptr == 0 || size >> 32)
+  if (!hs__deferring() || (ptr & ~(uintptr_t)EV_PTR) || ptr == 0 ||
+      size >> EV_SIZE_BITS)
     return 0;
-  uint64_t meta = (uint64_t)size << 32 |
+  uint32_t stamp = hs__stamp_now();
+  uint64_t meta = (uint64_t)size << 40 | (uint64_t)(stamp >> 17) << 32 |
                   (uint64_t)((s >> 1) & GEN_MASK) << 24 | stack;
+  ptr |= (uintptr_t)(stamp & 0x1FFFFu) << 47;
   uint64_t t = reserve(1);
   /* The event carries 8 bits of the generation; checking the whole state
    * once the number is taken leaves only a few instructions in which 256
@@ -398,18 +418,22 @@ int hs__defer_alloc(uintptr_t ptr, size_t size, uint32_t stack, unsigned s) {
   return 1;
 }
 
-int hs__defer_free(uintptr_t ptr) {
-  if (!hs__deferring() || (ptr & 15) || ptr == 0)
+static inline uint64_t free_meta(unsigned flags) {
+  return (uint64_t)hs__stamp_now() << 8 | (uint64_t)flags << 1;
+}
+
+int hs__defer_free(uintptr_t ptr, unsigned flags) {
+  if (!hs__deferring() || (ptr & ~(uintptr_t)EV_PTR) || ptr == 0)
     return 0;
-  publish(reserve(1), ptr | EV_FREE, 0);
+  publish(reserve(1), ptr | EV_FREE, free_meta(flags));
   return 1;
 }
 
-uint64_t hs__defer_realloc_free(uintptr_t old) {
-  if (!hs__deferring() || (old & 15) || old == 0)
+uint64_t hs__defer_realloc_free(uintptr_t old, unsigned flags) {
+  if (!hs__deferring() || (old & ~(uintptr_t)EV_PTR) || old == 0)
     return 0;
   uint64_t t = reserve(1);
-  publish(t, old | EV_FREE, META_STASH);
+  publish(t, old | EV_FREE, free_meta(flags) | META_STASH);
   return t + 1;
 }
 

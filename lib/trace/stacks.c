@@ -3,7 +3,11 @@
  *
  * A shard holds an open-addressing table of (index + 1) keyed by the stack's
  * hash, and an array index -> record. Records never move while they exist,
- * so a copy made under the lock stays valid after it. */
+ * so a copy made under the lock stays valid after it.
+ * Each record also holds its stack's cumulative counters; they are found
+ * by id without the shard lock through a directory of fixed chunks, since
+ * the index array moves when it grows. */
+#include <math.h>
 #include <string.h>
 
 #include "trace.h"
@@ -11,8 +15,17 @@
 typedef struct stack_rec {
   uint64_t hash;
   uint32_t nframe;
+  hs_stack_ctr_t ctr; /* atomic adds only */
   uintptr_t frames[];
 } stack_rec_t;
+
+/* id -> record without a lock: chunks of DIR_CHUNK record pointers, each
+ * written before the ids it covers are handed out and never moved; freed
+ * at clear, when every trace table lock is held. */
+#define DIR_CHUNK_BITS 10
+#define DIR_CHUNK (1u << DIR_CHUNK_BITS)
+#define DIR_CHUNKS (1u << (HS_STACK_INDEX_BITS - DIR_CHUNK_BITS))
+static stack_rec_t **dir[HS_STACK_SHARDS][DIR_CHUNKS];
 
 typedef struct stack_shard {
   hs_lock_t lock;
@@ -134,10 +147,24 @@ int hs__stack_intern_hashed(const uintptr_t *frames, int n, uint64_t h,
     rc = HS_ENOMEM;
     goto out;
   }
+  uint32_t idx = sh->count;
+  stack_rec_t ***chunk = &dir[si][idx >> DIR_CHUNK_BITS];
+  if (!*chunk) {
+    stack_rec_t **c = hs__mem_calloc(HS_MEM_STACKS, DIR_CHUNK, sizeof *c);
+    if (!c) {
+      hs__mem_free(HS_MEM_STACKS, r, bytes);
+      rc = HS_ENOMEM;
+      goto out;
+    }
+    __atomic_store_n(chunk, c, __ATOMIC_RELEASE);
+  }
+  memset(r, 0, sizeof *r);
   r->hash = h;
   r->nframe = (uint32_t)n;
   memcpy(r->frames, frames, (size_t)n * sizeof *frames);
-  uint32_t idx = sh->count;
+  /* Published before the id leaves the lock; its users get the id through
+   * a lock or the ring, both of which order this store before them. */
+  __atomic_store_n(&(*chunk)[idx & (DIR_CHUNK - 1)], r, __ATOMIC_RELEASE);
   /* Readers outside the lock (hs_get_stats) load count atomically. */
   __atomic_store_n(&sh->count, idx + 1, __ATOMIC_RELAXED);
   sh->recs[idx] = r;
@@ -199,9 +226,89 @@ void hs__stacks_clear_locked(void) {
       hs__mem_free(HS_MEM_STACKS, sh->recs, sh->recs_cap * sizeof *sh->recs);
     if (sh->slots)
       hs__mem_free(HS_MEM_STACKS, sh->slots, (sh->mask + 1) * sizeof *sh->slots);
+    for (uint32_t c = 0; c < DIR_CHUNKS; c++)
+      if (dir[i][c]) {
+        hs__mem_free(HS_MEM_STACKS, dir[i][c], DIR_CHUNK * sizeof *dir[i][c]);
+        dir[i][c] = NULL;
+      }
     sh->recs = NULL;
     sh->slots = NULL;
     sh->recs_cap = sh->mask = 0;
     __atomic_store_n(&sh->count, 0, __ATOMIC_RELAXED);
+  }
+}
+
+/* ---- cumulative counters ---- */
+
+static inline stack_rec_t *rec_of(uint32_t id) {
+  stack_rec_t **c = __atomic_load_n(
+      &dir[id & (HS_STACK_SHARDS - 1)][(id >> HS_STACK_SHARD_BITS) >>
+                                        DIR_CHUNK_BITS],
+      __ATOMIC_ACQUIRE);
+  if (HS_UNLIKELY(!c))
+    return NULL;
+  return __atomic_load_n(&c[(id >> HS_STACK_SHARD_BITS) & (DIR_CHUNK - 1)],
+                         __ATOMIC_ACQUIRE);
+}
+
+/* What one block of size stands for, in 1/65536 blocks: 1 when every
+ * allocation is traced, else 1/p with p = 1 - exp(-size/rate), as the
+ * live estimates (hs__group_estimate) weigh a sampled block. */
+static inline uint64_t weight(uint64_t size) {
+  size_t rate = atomic_load_explicit(&hs__sample_rate, memory_order_relaxed);
+  if (HS_LIKELY(!rate))
+    return HS_CTR_ONE;
+  double p = size ? -expm1(-(double)size / (double)rate) : 1.0;
+  return (uint64_t)llround((double)HS_CTR_ONE / p);
+}
+
+static inline void add(uint64_t *p, uint64_t v) {
+  __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+void hs__stack_count_alloc(uint32_t id, uint64_t size) {
+  stack_rec_t *r = rec_of(id);
+  if (HS_UNLIKELY(!r))
+    return;
+  uint64_t w = weight(size);
+  add(&r->ctr.allocs, w);
+  add(&r->ctr.bytes, w == HS_CTR_ONE ? size : (size * w) >> 16);
+}
+
+void hs__stack_count_free(uint32_t id, uint64_t size, uint32_t lifetime,
+                          unsigned flags) {
+  stack_rec_t *r = rec_of(id);
+  if (HS_UNLIKELY(!r))
+    return;
+  uint64_t w = weight(size);
+  unsigned b = lifetime ? 32u - (unsigned)__builtin_clz(lifetime) : 0;
+  add(&r->ctr.frees, w);
+  add(&r->ctr.hist[b < HS_CTR_BUCKETS ? b : HS_CTR_BUCKETS - 1], w);
+  if (flags & HS_FREE_TEMP)
+    add(&r->ctr.temp, w);
+  /* lifetime counts whole units: under the threshold when its start is. */
+  if (((uint64_t)lifetime << HS_STAMP_SHIFT) <
+      atomic_load_explicit(&hs__temp_ns, memory_order_relaxed))
+    add(&r->ctr.temp_time, w);
+}
+
+void hs__stacks_foreach(void (*fn)(uint32_t, const hs_stack_ctr_t *, void *),
+                        void *arg) {
+  hs_stack_ctr_t c;
+  for (unsigned i = 0; i < HS_STACK_SHARDS; i++) {
+    stack_shard_t *sh = &shards[i];
+    hs__lock(&sh->lock);
+    for (uint32_t k = 0; k < sh->count; k++) {
+      const hs_stack_ctr_t *src = &sh->recs[k]->ctr;
+      c.allocs = __atomic_load_n(&src->allocs, __ATOMIC_RELAXED);
+      c.bytes = __atomic_load_n(&src->bytes, __ATOMIC_RELAXED);
+      c.frees = __atomic_load_n(&src->frees, __ATOMIC_RELAXED);
+      c.temp = __atomic_load_n(&src->temp, __ATOMIC_RELAXED);
+      c.temp_time = __atomic_load_n(&src->temp_time, __ATOMIC_RELAXED);
+      for (int b = 0; b < HS_CTR_BUCKETS; b++)
+        c.hist[b] = __atomic_load_n(&src->hist[b], __ATOMIC_RELAXED);
+      fn(k << HS_STACK_SHARD_BITS | i, &c, arg);
+    }
+    hs__unlock(&sh->lock);
   }
 }

@@ -57,6 +57,36 @@ static inline unsigned hs__fast_now(void) {
 /* The interposer has its real allocator: OFF and SAMPLED become possible. */
 HS_HIDDEN void hs__fast_allow(void);
 
+/* ---- the lifetime clock (control.c) ---- */
+/* Blocks carry a 25-bit allocation stamp in units of 1,024 ns (a 34 s
+ * cycle): the bits a heap slot and a ring event have spare. A lifetime is
+ * the difference modulo the cycle, so one longer than 34 s is seen
+ * modulo 34 s. */
+#define HS_STAMP_BITS 25
+#define HS_STAMP_MASK ((1u << HS_STAMP_BITS) - 1)
+#define HS_STAMP_SHIFT 10 /* ns per stamp unit = 1 << HS_STAMP_SHIFT */
+/* ns = tsc * hs__tsc_mult >> 32; 0 when the TSC is not invariant (or not
+ * x86-64) and the clock is clock_gettime(CLOCK_MONOTONIC). */
+extern HS_HIDDEN uint64_t hs__tsc_mult;
+HS_HIDDEN uint32_t hs__stamp_slow(void);
+/* hot path: rdtsc and a multiply (BENCHMARKS.md: vDSO clock_gettime costs
+ * about three times as much). */
+__extension__ typedef unsigned __int128 hs_u128;
+static inline uint32_t hs__stamp_now(void) {
+#if defined(__x86_64__)
+  uint64_t m = __atomic_load_n(&hs__tsc_mult, __ATOMIC_RELAXED);
+  if (HS_LIKELY(m))
+    return (uint32_t)(((hs_u128)__builtin_ia32_rdtsc() * m) >>
+                      (32 + HS_STAMP_SHIFT)) &
+           HS_STAMP_MASK;
+#endif
+  return hs__stamp_slow();
+}
+/* Measures the TSC against CLOCK_MONOTONIC once (about 200 us). */
+HS_HIDDEN void hs__clock_calibrate(void);
+/* Frees within this many ns count as temporary by time (control.c). */
+extern HS_HIDDEN _Atomic uint64_t hs__temp_ns;
+
 /* ---- interned stacks (stacks.c) ---- */
 /* Stack ids fit in 24 bits: 6 bits of shard, 18 of index within it. */
 #define HS_STACK_SHARD_BITS 6
@@ -82,6 +112,32 @@ HS_HIDDEN void hs__stacks_lock_all(void);
 HS_HIDDEN void hs__stacks_unlock_all(void);
 HS_HIDDEN void hs__stacks_reset_locks(void);
 HS_HIDDEN void hs__stacks_clear_locked(void);
+
+/* Cumulative counters per stack, since the last start or clear: counts
+ * in units of 1/65536 block (sampled tracing adds each sampled block's
+ * weight, 1/p), bytes in bytes (likewise estimated). Updated with atomic
+ * adds by whoever applies an allocation or a free to the trace table. */
+#define HS_CTR_ONE 65536u
+#define HS_CTR_BUCKETS 32
+typedef struct hs_stack_ctr {
+  uint64_t allocs, bytes, frees, temp, temp_time;
+  uint64_t hist[HS_CTR_BUCKETS]; /* bucket k: stamp difference in
+                                    [2^(k-1), 2^k), bucket 0 for 0 */
+} hs_stack_ctr_t;
+/* Free flags: freed before its thread's next allocation (heaptrack's
+ * temporary). */
+#define HS_FREE_TEMP 1u
+/* hot path (the applier's): counts an allocation or a free for stack id;
+ * a trace table lock is held (no clear in between). */
+HS_HIDDEN void hs__stack_count_alloc(uint32_t id, uint64_t size);
+HS_HIDDEN void hs__stack_count_free(uint32_t id, uint64_t size,
+                                    uint32_t lifetime, unsigned flags);
+/* Calls fn for every stack with its counters, one shard at a time under
+ * its lock. */
+HS_HIDDEN void hs__stacks_foreach(void (*fn)(uint32_t id,
+                                             const hs_stack_ctr_t *c,
+                                             void *arg),
+                                  void *arg);
 
 /* Called after a stack is interned for the first time, from the
  * allocating thread with no heapsnap lock held (the snapshot layer keeps
@@ -145,6 +201,14 @@ HS_HIDDEN int hs__traces_insert_now(unsigned domain, uintptr_t ptr,
                                     size_t size, uint32_t stack, unsigned s);
 HS_HIDDEN int hs__traces_remove_now(unsigned domain, uintptr_t ptr,
                                     size_t *size, uint32_t *stack);
+/* The same with the allocation's stamp, and the free's stamp and
+ * HS_FREE_* flags, for the lifetime counters. */
+HS_HIDDEN int hs__traces_insert_at(unsigned domain, uintptr_t ptr,
+                                   size_t size, uint32_t stack, unsigned s,
+                                   uint32_t stamp);
+HS_HIDDEN int hs__traces_remove_at(unsigned domain, uintptr_t ptr,
+                                   size_t *size, uint32_t *stack,
+                                   uint32_t stamp, unsigned flags);
 /* Looks the trace up without removing it: 1 found, 0 not. */
 HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
@@ -213,12 +277,12 @@ HS_HIDDEN void hs__defer_start(int sampling);
  * hot path. */
 HS_HIDDEN int hs__defer_alloc(uintptr_t ptr, size_t size, uint32_t stack,
                               unsigned s);
-HS_HIDDEN int hs__defer_free(uintptr_t ptr);
+HS_HIDDEN int hs__defer_free(uintptr_t ptr, unsigned flags);
 /* realloc: the old block's free, queued before the real call with a note
  * to keep its trace aside; the event's number + 1, or 0 when the caller
  * must update the table itself. If the call fails, the trace comes back
  * with hs__defer_realloc_failed(old, that number). */
-HS_HIDDEN uint64_t hs__defer_realloc_free(uintptr_t old);
+HS_HIDDEN uint64_t hs__defer_realloc_free(uintptr_t old, unsigned flags);
 HS_HIDDEN void hs__defer_realloc_failed(uintptr_t old, uint64_t ticket);
 /* Applies every event queued before the call; the table is then exact.
  * Call with no table lock held. */

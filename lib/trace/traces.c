@@ -1,7 +1,9 @@
 /* traces.c - the live-trace tables and the traced totals.
  *
  * Heap blocks (domain 0) live in 64 shards of 16-byte slots: the pointer,
- * and the requested size (40 bits) packed with the stack id (24 bits). That
+ * and the requested size (36 bits) packed with the stack id (24 bits), with
+ * the allocation's 25-bit stamp in the bits those leave (the pointer's low
+ * 4, 16-byte aligned, and high 17, under 2^47; the size word's top 4). That
  * keeps the cost per live block under 48 bytes at the worst load (3/8 after
  * a doubling of hashed slots, 7/16 of slots placed by address). Traces that
  * do not fit - other domains, a NULL pointer, a size of 1 TiB or more - go
@@ -15,14 +17,36 @@
 
 #define TRACE_SHARD_BITS 6
 #define TRACE_SHARDS (1u << TRACE_SHARD_BITS)
-#define SIZE_BITS (64 - HS_STACK_ID_BITS)
+#define SIZE_BITS 36
 #define STACK_MASK ((1u << HS_STACK_ID_BITS) - 1)
+#define PTR_MASK 0x00007FFFFFFFFFF0ull
 
 typedef struct slot {
-  uintptr_t ptr;  /* 0 = empty */
-  uint64_t meta;  /* size << HS_STACK_ID_BITS | stack id */
+  uintptr_t ptr;  /* pointer | stamp bits 0-3 | stamp bits 4-20 << 47;
+                     0 = empty */
+  uint64_t meta;  /* stamp bits 21-24 << 60 | size << HS_STACK_ID_BITS |
+                     stack id */
 } slot_t;
 _Static_assert(sizeof(slot_t) == 16, "a heap trace is 16 bytes");
+_Static_assert(HS_STAMP_BITS == 25, "the slot has 25 spare bits");
+
+static inline uintptr_t sptr(const slot_t *e) { return e->ptr & PTR_MASK; }
+static inline size_t ssize(const slot_t *e) {
+  return (size_t)((e->meta >> HS_STACK_ID_BITS) & ((1ull << SIZE_BITS) - 1));
+}
+static inline uint32_t sstack(const slot_t *e) {
+  return (uint32_t)(e->meta & STACK_MASK);
+}
+static inline uint32_t sstamp(const slot_t *e) {
+  return (uint32_t)((e->ptr & 15) | ((e->ptr >> 47) << 4) |
+                    ((e->meta >> 60) << 21));
+}
+static inline void sset(slot_t *e, uintptr_t ptr, size_t size, uint32_t stack,
+                        uint32_t stamp) {
+  e->ptr = ptr | (stamp & 15) | (uint64_t)((stamp >> 4) & 0x1FFFF) << 47;
+  e->meta = (uint64_t)size << HS_STACK_ID_BITS | stack |
+            (uint64_t)(stamp >> 21) << 60;
+}
 
 typedef struct trace_shard {
   hs_lock_t lock;
@@ -42,6 +66,7 @@ typedef struct wide {
   uint32_t domain;
   uint32_t stack;
   uint32_t used;
+  uint32_t stamp;
 } wide_t;
 
 static trace_shard_t shards[TRACE_SHARDS];
@@ -249,7 +274,7 @@ static int place(slot_t *src, uint32_t n, uint32_t from, slot_t *ns,
     }
     if (!src[i].ptr)
       continue;
-    uint32_t home = home_of(src[i].ptr, hashed, ncap - 1), j = home;
+    uint32_t home = home_of(sptr(&src[i]), hashed, ncap - 1), j = home;
     while (ns[j].ptr)
       j = (j + 1) & (ncap - 1);
     ns[j] = src[i];
@@ -326,7 +351,7 @@ static int64_t shard_find(const trace_shard_t *sh, uintptr_t ptr) {
     return -1;
   uint32_t j = home_of(ptr, sh->hashed, sh->mask);
   for (uint32_t d = 0; d <= sh->maxrun; d++, j = (j + 1) & sh->mask) {
-    if (sh->slots[j].ptr == ptr)
+    if (sptr(&sh->slots[j]) == ptr)
       return j;
     if (!sh->slots[j].ptr)
       return -1;
@@ -341,7 +366,7 @@ static void shard_delete(trace_shard_t *sh, uint32_t j) {
   for (uint32_t k = (j + 1) & mask;
        sh->slots[k].ptr && ((k - j) & mask) <= sh->maxrun;
        k = (k + 1) & mask) {
-    uint32_t home = home_of(sh->slots[k].ptr, sh->hashed, mask);
+    uint32_t home = home_of(sptr(&sh->slots[k]), sh->hashed, mask);
     /* Move k back into the hole j unless its home lies in (j, k]. */
     if (((k - home) & mask) >= ((k - j) & mask)) {
       sh->slots[j] = sh->slots[k];
@@ -381,7 +406,7 @@ static void shard_count_probes(trace_shard_t *sh, uint32_t run) {
 }
 
 static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
-                       unsigned s) {
+                       unsigned s, uint32_t stamp) {
   trace_shard_t *sh = shard_of(ptr);
   int rc = 0;
   tlock(&sh->lock);
@@ -390,12 +415,12 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
     goto out;
   }
   int64_t j = shard_find(sh, ptr);
-  uint64_t meta = ((uint64_t)size << HS_STACK_ID_BITS) | stack;
   __atomic_store_n(&sh->inserts, sh->inserts + 1, __ATOMIC_RELAXED);
   if (j >= 0) {
-    sub_current(sh->slots[j].meta >> HS_STACK_ID_BITS);
-    sh->slots[j].meta = meta;
+    sub_current(ssize(&sh->slots[j]));
+    sset(&sh->slots[j], ptr, size, stack, stamp);
     add_current(size);
+    hs__stack_count_alloc(stack, size);
     goto out;
   }
   /* Doubles at 3/4 load with hashed slots, at 7/8 by address: neighbours
@@ -415,12 +440,12 @@ static int heap_insert(uintptr_t ptr, size_t size, uint32_t stack,
   uint32_t home = home_of(ptr, sh->hashed, sh->mask), k = home;
   while (sh->slots[k].ptr)
     k = (k + 1) & sh->mask;
-  sh->slots[k].ptr = ptr;
-  sh->slots[k].meta = meta;
+  sset(&sh->slots[k], ptr, size, stack, stamp);
   filter_add(ptr, 1);
   /* Readers outside the lock (hs_get_stats) load count atomically. */
   __atomic_store_n(&sh->count, sh->count + 1, __ATOMIC_RELAXED);
   add_current(size);
+  hs__stack_count_alloc(stack, size);
   shard_count_probes(sh, (k - home) & sh->mask);
 out:
   tunlock(&sh->lock);
@@ -428,22 +453,24 @@ out:
 }
 
 static int heap_take(uintptr_t ptr, int remove, size_t *size,
-                     uint32_t *stack) {
+                     uint32_t *stack, uint32_t stamp, unsigned flags) {
   if (filter_says_absent(ptr))
     return 0;
   trace_shard_t *sh = shard_of(ptr);
   tlock(&sh->lock);
   int64_t j = shard_find(sh, ptr);
   if (j >= 0) {
-    uint64_t meta = sh->slots[j].meta;
+    slot_t e = sh->slots[j];
     if (size)
-      *size = (size_t)(meta >> HS_STACK_ID_BITS);
+      *size = ssize(&e);
     if (stack)
-      *stack = (uint32_t)(meta & STACK_MASK);
+      *stack = sstack(&e);
     if (remove) {
       shard_delete(sh, (uint32_t)j);
       filter_add(ptr, -1);
-      sub_current((size_t)(meta >> HS_STACK_ID_BITS));
+      sub_current(ssize(&e));
+      hs__stack_count_free(sstack(&e), ssize(&e),
+                           (stamp - sstamp(&e)) & HS_STAMP_MASK, flags);
     }
   }
   tunlock(&sh->lock);
@@ -507,7 +534,7 @@ static int wide_grow(void) {
 }
 
 static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
-                       uint32_t stack, unsigned s) {
+                       uint32_t stack, unsigned s, uint32_t stamp) {
   uint64_t h = mix(ptr, domain);
   int rc = 0;
   tlock(&wide.lock);
@@ -538,14 +565,16 @@ static int wide_insert(unsigned domain, uintptr_t ptr, size_t size,
   }
   wide.e[j].size = size;
   wide.e[j].stack = stack;
+  wide.e[j].stamp = stamp;
   add_current(size);
+  hs__stack_count_alloc(stack, size);
 out:
   tunlock(&wide.lock);
   return rc;
 }
 
 static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
-                     uint32_t *stack) {
+                     uint32_t *stack, uint32_t stamp, unsigned flags) {
   uint64_t h = mix(ptr, domain);
   tlock(&wide.lock);
   int64_t j = wide_find(ptr, domain, h);
@@ -556,6 +585,8 @@ static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
       *stack = wide.e[j].stack;
     if (remove) {
       sub_current(wide.e[j].size);
+      hs__stack_count_free(wide.e[j].stack, wide.e[j].size,
+                           (stamp - wide.e[j].stamp) & HS_STAMP_MASK, flags);
       uint32_t mask = wide.mask, hole = (uint32_t)j;
       for (uint32_t k = (hole + 1) & mask; wide.e[k].used; k = (k + 1) & mask) {
         uint32_t home = (uint32_t)mix(wide.e[k].ptr, wide.e[k].domain) & mask;
@@ -575,40 +606,54 @@ static int wide_take(unsigned domain, uintptr_t ptr, int remove, size_t *size,
 /* ---- the layer's interface ---- */
 
 static inline int fits_heap(unsigned domain, uintptr_t ptr, size_t size) {
-  return domain == 0 && ptr != 0 && (uint64_t)size < (1ull << SIZE_BITS);
+  return domain == 0 && ptr != 0 && !(ptr & ~(uintptr_t)PTR_MASK) &&
+         (uint64_t)size < (1ull << SIZE_BITS);
 }
 
 static inline int wide_empty(void) {
   return atomic_load_explicit(&wide.count, memory_order_relaxed) == 0;
 }
 
-int hs__traces_insert_now(unsigned domain, uintptr_t ptr, size_t size,
-                          uint32_t stack, unsigned s) {
+/* The new trace's stamp is the replaced one's free stamp too: a block
+ * traced again without a free between (a missed free, a re-track) is
+ * counted as one more allocation, not as a free. */
+static int insert_at(unsigned domain, uintptr_t ptr, size_t size,
+                     uint32_t stack, unsigned s, uint32_t stamp) {
   if (fits_heap(domain, ptr, size)) {
     /* A domain-0 trace may only be in the wide table after hs_track()
      * gave the same pointer a huge size; keep one trace per pointer. */
     if (HS_UNLIKELY(!wide_empty()))
-      wide_take(0, ptr, 1, NULL, NULL);
-    return heap_insert(ptr, size, stack, s);
+      wide_take(0, ptr, 1, NULL, NULL, stamp, 0);
+    return heap_insert(ptr, size, stack, s, stamp);
   }
   if (domain == 0 && ptr != 0)
-    heap_take(ptr, 1, NULL, NULL);
-  return wide_insert(domain, ptr, size, stack, s);
+    heap_take(ptr, 1, NULL, NULL, stamp, 0);
+  return wide_insert(domain, ptr, size, stack, s, stamp);
+}
+
+static int remove_at(unsigned domain, uintptr_t ptr, size_t *size,
+                     uint32_t *stack, uint32_t stamp, unsigned flags) {
+  if (domain == 0 && ptr != 0 && heap_take(ptr, 1, size, stack, stamp, flags))
+    return 1;
+  return !wide_empty() && wide_take(domain, ptr, 1, size, stack, stamp, flags);
+}
+
+int hs__traces_insert_now(unsigned domain, uintptr_t ptr, size_t size,
+                          uint32_t stack, unsigned s) {
+  return insert_at(domain, ptr, size, stack, s, hs__stamp_now());
 }
 
 int hs__traces_remove_now(unsigned domain, uintptr_t ptr, size_t *size,
                           uint32_t *stack) {
-  if (domain == 0 && ptr != 0 && heap_take(ptr, 1, size, stack))
-    return 1;
-  return !wide_empty() && wide_take(domain, ptr, 1, size, stack);
+  return remove_at(domain, ptr, size, stack, hs__stamp_now(), 0);
 }
 
 int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                       uint32_t *stack) {
   hs__defer_drain();
-  if (domain == 0 && ptr != 0 && heap_take(ptr, 0, size, stack))
+  if (domain == 0 && ptr != 0 && heap_take(ptr, 0, size, stack, 0, 0))
     return 1;
-  return !wide_empty() && wide_take(domain, ptr, 0, size, stack);
+  return !wide_empty() && wide_take(domain, ptr, 0, size, stack, 0, 0);
 }
 
 /* The immediate entry points apply after whatever the ring holds, so that
@@ -623,6 +668,35 @@ int hs__traces_remove(unsigned domain, uintptr_t ptr, size_t *size,
                       uint32_t *stack) {
   hs__defer_drain();
   return hs__traces_remove_now(domain, ptr, size, stack);
+}
+
+int hs__traces_insert_at(unsigned domain, uintptr_t ptr, size_t size,
+                         uint32_t stack, unsigned s, uint32_t stamp) {
+  hs__defer_drain();
+  return insert_at(domain, ptr, size, stack, s, stamp);
+}
+
+int hs__traces_remove_at(unsigned domain, uintptr_t ptr, size_t *size,
+                         uint32_t *stack, uint32_t stamp, unsigned flags) {
+  hs__defer_drain();
+  return remove_at(domain, ptr, size, stack, stamp, flags);
+}
+
+/* For the ring's applier: no drain, it is the drain. */
+HS_HIDDEN int hs__traces_insert_now_at(unsigned domain, uintptr_t ptr,
+                                       size_t size, uint32_t stack,
+                                       unsigned s, uint32_t stamp);
+HS_HIDDEN int hs__traces_remove_now_at(unsigned domain, uintptr_t ptr,
+                                       size_t *size, uint32_t *stack,
+                                       uint32_t stamp, unsigned flags);
+int hs__traces_insert_now_at(unsigned domain, uintptr_t ptr, size_t size,
+                             uint32_t stack, unsigned s, uint32_t stamp) {
+  return insert_at(domain, ptr, size, stack, s, stamp);
+}
+int hs__traces_remove_now_at(unsigned domain, uintptr_t ptr, size_t *size,
+                             uint32_t *stack, uint32_t stamp,
+                             unsigned flags) {
+  return remove_at(domain, ptr, size, stack, stamp, flags);
 }
 
 void hs__traces_totals(size_t *cur, size_t *pk) {
@@ -731,9 +805,9 @@ void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
     for (uint32_t j = 0; sh->slots && j <= sh->mask; j++) {
       if (!sh->slots[j].ptr)
         continue;
-      rec.ptr = sh->slots[j].ptr;
-      rec.size = sh->slots[j].meta >> HS_STACK_ID_BITS;
-      rec.stack = (uint32_t)(sh->slots[j].meta & STACK_MASK);
+      rec.ptr = sptr(&sh->slots[j]);
+      rec.size = ssize(&sh->slots[j]);
+      rec.stack = sstack(&sh->slots[j]);
       rec.domain = 0;
       fn(&rec, arg);
     }

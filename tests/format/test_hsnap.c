@@ -879,6 +879,53 @@ END_TEST
 
 /* What a minor version may do: grow the header, add a section, grow a
  * record. This reader loads such a file and ignores what it doesn't know. */
+/* A 1.1 file, written by heapsnap before churn was kept (the snapdiff
+ * fixture new.hsnap from commit d9c2fb9): it loads, says it has no churn,
+ * its statistics and every sort order work, and written again it stays
+ * without a counter section. */
+START_TEST(v1_1_file_loads) {
+  struct hs_snapshot *s = NULL;
+  char err[256];
+  ck_assert_int_eq(hs__hsnap_read(V1_1_FIXTURE, &s, err, sizeof err), 0);
+  ck_assert_ptr_null(s->ctrs);
+  ck_assert_uint_eq(s->temp_ns, 0);
+  ck_assert_uint_gt(s->ngroups, 0);
+  ck_assert_int_eq(hs__snapshot_init_wrappers(s), 0);
+  hs_snapshot_info_t info;
+  hs_snapshot_get_info(s, &info, sizeof info);
+  ck_assert_int_eq(info.has_churn, 0);
+  ck_assert_uint_eq(info.alloc_count, 0);
+  hs_statistics_t *st;
+  ck_assert_int_eq(hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st), 0);
+  hs_statistics_info_t si;
+  ck_assert_int_eq(hs_statistics_get_info(st, &si, sizeof si), 0);
+  ck_assert_int_eq(si.has_churn, 0);
+  size_t n = hs_statistics_count(st);
+  ck_assert_uint_gt(n, 0);
+  /* No entry that only churned: a sort by churn adds none. */
+  for (int order = HS_SORT_LIVE; order <= HS_SORT_TEMPORARY; order++) {
+    ck_assert_int_eq(hs_statistics_sort(st, order), 0);
+    ck_assert_uint_eq(hs_statistics_count(st), n);
+    ck_assert_ptr_null(hs_statistics_get(st, 0)->lifetime);
+  }
+  ck_assert_int_eq(hs_statistics_sort(st, 4), HS_EINVAL);
+  hs_statistics_free(st);
+  uint8_t *buf;
+  size_t len;
+  ck_assert_int_eq(hs__hsnap_encode(s, &buf, &len), 0);
+  ck_assert_uint_eq(buf[10], HS_HSNAP_MINOR);
+  struct hs_snapshot *again = NULL;
+  ck_assert_int_eq(hs__hsnap_read_mem(buf, len, "again", &again, err,
+                                      sizeof err),
+                   0);
+  ck_assert_ptr_null(again->ctrs);
+  ck_assert_uint_eq(again->ngroups, s->ngroups);
+  free(buf);
+  hs_snapshot_free(again);
+  hs_snapshot_free(s);
+}
+END_TEST
+
 START_TEST(newer_minor_loads) {
   struct hs_snapshot *s = sample(), *l = NULL;
   size_t n;
@@ -1258,6 +1305,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, bad_magic);
   tcase_add_test(tc, newer_major_rejected);
   tcase_add_test(tc, newer_minor_loads);
+  tcase_add_test(tc, v1_1_file_loads);
   tcase_add_test(tc, read_errors);
   tcase_add_test(tc, file_over_limit);
   tcase_add_test(tc, write_into_missing_dir);

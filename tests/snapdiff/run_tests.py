@@ -357,7 +357,8 @@ def case_pprof():
             st = p.string_table
             check(st[0] == "", "string_table[0] is not empty")
             check([(st[v.type], st[v.unit]) for v in p.sample_type] ==
-                  [("inuse_objects", "count"), ("inuse_space", "bytes")],
+                  [("alloc_objects", "count"), ("alloc_space", "bytes"),
+                   ("inuse_objects", "count"), ("inuse_space", "bytes")],
                   "sample types %r" % p.sample_type)
             check(st[p.default_sample_type] == "inuse_space", "default sample type")
             locs = {l.id: l for l in p.location}
@@ -366,7 +367,7 @@ def case_pprof():
             check(len(locs) == len(p.location) and len(funcs) == len(p.function),
                   "duplicate ids")
             for s in p.sample:
-                check(len(s.value) == 2, "sample values")
+                check(len(s.value) == 4, "sample values")
                 for lid in s.location_id:
                     l = locs.get(lid)
                     if not check(l is not None, "sample names unknown location %d" % lid):
@@ -378,8 +379,10 @@ def case_pprof():
 
         p = decode(fx("new.hsnap"))
         st = p.string_table
-        check(sum(s.value[1] for s in p.sample) == NEW_SIZE, "pprof bytes sum")
-        check(sum(s.value[0] for s in p.sample) == NEW_COUNT, "pprof counts sum")
+        check(st[p.period_type.type] == "space" and st[p.period_type.unit] == "bytes",
+              "period type")
+        check(sum(s.value[3] for s in p.sample) == NEW_SIZE, "pprof bytes sum")
+        check(sum(s.value[2] for s in p.sample) == NEW_COUNT, "pprof counts sum")
         check(st[p.mapping[0].filename].endswith("sd_fixtures"), "mapping 1 is the program")
         names = {st[f.name] for f in p.function}
         check({"site_a", "calls_a", "main", "lib_alloc", "weird_alloc"} <= names,
@@ -393,12 +396,13 @@ def case_pprof():
         check(any(st[f.filename].endswith("make_fixtures.c") for f in p.function),
               "pprof file names")
         p = decode(*pair())
-        check(sum(s.value[1] for s in p.sample) == GROWTH, "pprof growth sum")
-        check(all(s.value[1] > 0 for s in p.sample), "pprof growth positive")
+        check(sum(s.value[3] for s in p.sample) == GROWTH, "pprof growth sum")
+        check(all(min(s.value) >= 0 and max(s.value) > 0 for s in p.sample),
+              "pprof growth positive")
         check(any("growth from" in p.string_table[c] for c in p.comment), "pprof comment")
         check(p.duration_nanos > 0 and p.time_nanos > 0, "pprof times")
         p = decode("--timeline", *series())
-        check(sum(s.value[1] for s in p.sample) == 6500, "pprof timeline growth")
+        check(sum(s.value[3] for s in p.sample) == 6500, "pprof timeline growth")
         p = decode(fx("empty.hsnap"))
         check(len(p.sample) == 0, "pprof of an empty snapshot")
         # A gzipped profile is never sent to a terminal.
@@ -474,6 +478,14 @@ def case_html():
             check(not console, "%s.html console messages: %r" % (name, console))
             check("<svg" in dom and 'id="sd-flame"' in dom, "%s.html has no flame graph" % name)
             check('id="sd-table"' in dom, "%s.html has no table" % name)
+            # A flame graph per metric, and for two snapshots the differential
+            # one (growth red, shrinkage blue), each drawn with search.
+            for v in ["live", "allocated", "temporary"] + (["diff"] if name != "stats" else []):
+                check('id="sd-view-%s"' % v in dom, "%s.html has no %s view" % (name, v))
+            check('id="sd-search"' in dom, "%s.html has no search box" % name)
+            if name == "compare":
+                check('id="sd-view-svg-diff"' in dom and "hsl(0,80%" in dom,
+                      "compare.html: the differential view has no growth in red")
             if name == "timeline":
                 check('id="sd-chart"' in dom and "<polyline" in dom, "timeline.html has no chart")
         shots = {"timeline": "snapdiff-timeline.png", "compare": "snapdiff-compare.png"}

@@ -774,10 +774,10 @@ START_TEST(realloc_stale_stash_not_restored) {
     ck_assert_int_eq(rec_alloc(fake(31), 20, 0x9403, 0), 0);
     d0 = dropped();
     hs__guard++;
-    uint64_t ticket = hs__defer_realloc_free(x);
+    uint64_t ticket = hs__defer_realloc_free(x, 0);
     ck_assert_uint_ne(ticket, 0);
     for (unsigned i = 0; i < between; i++) /* fake(31) among them */
-      ck_assert_uint_ne(hs__defer_realloc_free(fake(31 + i)), 0);
+      ck_assert_uint_ne(hs__defer_realloc_free(fake(31 + i), 0), 0);
     hs__defer_realloc_failed(x, ticket);
     hs__guard--;
     ck_assert(!traced(fake(31), NULL));

@@ -168,10 +168,31 @@ int sd_frame_label(const hs_frame_t *f, char *buf, size_t len) {
   return n;
 }
 
+static uint64_t pos(int64_t v) { return v > 0 ? (uint64_t)v : 0; }
+
+uint64_t sd_stack_metric(const sd_report_t *r, const sd_row_t *s, int metric) {
+  int one = r->kind == SD_STATISTICS;
+  switch (metric) {
+  case HS_SORT_ALLOCATED:
+    return one ? s->alloc_size : pos(s->alloc_size_diff);
+  case HS_SORT_COUNT:
+    return one ? s->alloc_count : pos(s->alloc_count_diff);
+  case HS_SORT_TEMPORARY:
+    return one ? s->temporary : pos(s->temporary_diff);
+  default:
+    return one ? s->size : pos(s->size_diff);
+  }
+}
+
+const char *sd_sort_name(int sort) {
+  static const char *const names[] = {"live", "allocated", "count",
+                                      "temporary"};
+  return sort >= 0 && sort <= HS_SORT_TEMPORARY ? names[sort] : "live";
+}
+
+/* The stack formats weigh stacks by the metric --sort chose. */
 uint64_t sd_stack_weight(const sd_report_t *r, const sd_row_t *s) {
-  if (r->kind == SD_STATISTICS)
-    return s->size;
-  return s->size_diff > 0 ? (uint64_t)s->size_diff : 0;
+  return sd_stack_metric(r, s, r->sort);
 }
 
 uint64_t sd_stack_count(const sd_report_t *r, const sd_row_t *s) {

@@ -13,6 +13,13 @@ int sd_write_csv(FILE *out, const sd_report_t *r) {
   if (r->kind == SD_TIMELINE)
     for (size_t s = 0; s < r->ninput; s++)
       fprintf(out, ",size_%zu", s + 1);
+  if (r->sort_given) {
+    fputs(",alloc_size,alloc_count,frees,temporary,temporary_time,"
+          "lifetime_p50_ns,lifetime_p90_ns,lifetime_p99_ns",
+          out);
+    if (diff)
+      fputs(",alloc_size_diff,alloc_count_diff,temporary_diff", out);
+  }
   if (r->key == HS_KEY_TRACEBACK)
     fputs(",stack", out);
   fputs("\r\n", out);
@@ -40,6 +47,17 @@ int sd_write_csv(FILE *out, const sd_report_t *r) {
     if (r->kind == SD_TIMELINE)
       for (size_t s = 0; s < r->ninput; s++)
         fprintf(out, ",%" PRIu64, w->series_size ? w->series_size[s] : 0);
+    if (r->sort_given) {
+      fprintf(out,
+              ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+              ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+              w->alloc_size, w->alloc_count, w->frees, w->temporary,
+              w->temporary_time, w->lifetime_p50_ns, w->lifetime_p90_ns,
+              w->lifetime_p99_ns);
+      if (diff)
+        fprintf(out, ",%" PRId64 ",%" PRId64 ",%" PRId64, w->alloc_size_diff,
+                w->alloc_count_diff, w->temporary_diff);
+    }
     if (r->key == HS_KEY_TRACEBACK) {
       /* Root first, as the folded format: the stack reads top-down. */
       fputc(',', out);

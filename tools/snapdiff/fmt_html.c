@@ -67,6 +67,11 @@ static int row_json(FILE *out, const sd_report_t *r, const sd_row_t *w) {
   return 0;
 }
 
+/* A stack that a view of the page draws: live, churned or changed. */
+static int any_view(const sd_row_t *s) {
+  return s->size || s->alloc_size || s->temporary || s->size_diff;
+}
+
 /* Frames are labelled once and stacks refer to them by index: a page of
  * 10,000 stacks then stays a few hundred kilobytes. */
 static int stacks_json(FILE *out, const sd_report_t *r) {
@@ -83,7 +88,7 @@ static int stacks_json(FILE *out, const sd_report_t *r) {
     goto done;
   for (size_t i = 0; i < r->nstacks; i++) {
     const sd_row_t *s = &r->stacks[i];
-    if (!sd_stack_weight(r, s))
+    if (!sd_stack_weight(r, s) && !any_view(s))
       continue;
     for (size_t k = 0; k < s->nframe; k++) {
       sd_frame_label(&s->frames[k], buf, sizeof buf);
@@ -108,8 +113,11 @@ static int stacks_json(FILE *out, const sd_report_t *r) {
   for (size_t i = 0; i < r->nstacks; i++) {
     const sd_row_t *s = &r->stacks[i];
     uint64_t w = sd_stack_weight(r, s);
-    if (!w)
+    if (!w) {
+      if (any_view(s))
+        used += s->nframe;
       continue;
+    }
     fprintf(out, "%s[%" PRIu64, first ? "" : ",\n", w);
     first = 0;
     /* Root first: the page builds its tree from the top down. */
@@ -117,6 +125,29 @@ static int stacks_json(FILE *out, const sd_report_t *r) {
       fprintf(out, ",%zu", ids[used + k]);
     used += s->nframe;
     fputc(']', out);
+  }
+  fputs("],\n", out);
+  /* Every stack with a figure for a view: [live, allocated, temporary,
+   * live change (signed), frame ids root first]. */
+  fputs("\"views\": [", out);
+  used = 0;
+  first = 1;
+  for (size_t i = 0; i < r->nstacks; i++) {
+    const sd_row_t *s = &r->stacks[i];
+    int weighed = sd_stack_weight(r, s) != 0;
+    if (!weighed && !any_view(s))
+      continue;
+    if (any_view(s)) {
+      fprintf(out,
+              "%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64,
+              first ? "" : ",\n", s->size, s->alloc_size, s->temporary,
+              s->size_diff);
+      first = 0;
+      for (size_t k = s->nframe; k-- > 0;)
+        fprintf(out, ",%zu", ids[used + k]);
+      fputc(']', out);
+    }
+    used += s->nframe;
   }
   fputs("]", out);
   rc = 0;
@@ -136,9 +167,10 @@ int sd_write_html(FILE *out, const sd_report_t *r) {
   fwrite(sd_html_template, 1, (size_t)(mark - sd_html_template), out);
   int diff = r->kind != SD_STATISTICS;
   fprintf(out, "{\"kind\": \"%s\", \"key\": \"%s\", \"cumulative\": %s, "
-               "\"version\": \"%s\",\n\"inputs\": [",
+               "\"version\": \"%s\", \"sort\": \"%s\",\n\"inputs\": [",
           sd_kind_name(r->kind), sd_key_name(r->key),
-          r->cumulative ? "true" : "false", HS_VERSION_STRING);
+          r->cumulative ? "true" : "false", HS_VERSION_STRING,
+          sd_sort_name(r->sort));
   for (size_t i = 0; i < r->ninput; i++) {
     if (i)
       fputs(",\n", out);

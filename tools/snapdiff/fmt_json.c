@@ -62,6 +62,19 @@ int sd_write_json(FILE *out, const sd_report_t *r) {
     fprintf(out, ", \"size_diff\": %" PRId64 ", \"count_diff\": %" PRId64,
             r->total_size_diff, r->total_count_diff);
   fputs("},\n", out);
+  fprintf(out, "  \"sort\": \"%s\",\n", sd_sort_name(r->sort));
+  if (r->has_churn) {
+    fprintf(out,
+            "  \"churn\": {\"alloc_size\": %" PRIu64 ", \"alloc_count\": %" PRIu64
+            ", \"temporary\": %" PRIu64 ", \"temporary_time\": %" PRIu64,
+            r->alloc_size, r->alloc_count, r->temporary, r->temporary_time);
+    if (diff)
+      fprintf(out,
+              ", \"alloc_size_diff\": %" PRId64 ", \"alloc_count_diff\": %" PRId64
+              ", \"temporary_diff\": %" PRId64,
+              r->alloc_size_diff, r->alloc_count_diff, r->temporary_diff);
+    fputs("},\n", out);
+  }
   fprintf(out, "  \"keys\": %zu,\n  \"stats\": [", r->nrows);
   for (size_t i = 0; i < r->nshown; i++) {
     const sd_row_t *w = &r->rows[i];
@@ -78,6 +91,28 @@ int sd_write_json(FILE *out, const sd_report_t *r) {
         fprintf(out, "%s{\"size\": %" PRIu64 ", \"count\": %" PRIu64 "}",
                 s ? ", " : "", w->series_size[s], w->series_count[s]);
       fputc(']', out);
+    }
+    if (r->has_churn) {
+      fprintf(out,
+              ", \"alloc_size\": %" PRIu64 ", \"alloc_count\": %" PRIu64
+              ", \"frees\": %" PRIu64 ", \"temporary\": %" PRIu64
+              ", \"temporary_time\": %" PRIu64,
+              w->alloc_size, w->alloc_count, w->frees, w->temporary,
+              w->temporary_time);
+      if (diff)
+        fprintf(out,
+                ", \"alloc_size_diff\": %" PRId64
+                ", \"alloc_count_diff\": %" PRId64
+                ", \"temporary_diff\": %" PRId64,
+                w->alloc_size_diff, w->alloc_count_diff, w->temporary_diff);
+      fputs(", \"lifetime\": [", out);
+      for (int b = 0; b < HS_LIFETIME_BUCKETS; b++)
+        fprintf(out, "%s%" PRIu64, b ? ", " : "",
+                w->lifetime ? w->lifetime[b] : 0);
+      fprintf(out,
+              "], \"lifetime_p50_ns\": %" PRIu64 ", \"lifetime_p90_ns\": %" PRIu64
+              ", \"lifetime_p99_ns\": %" PRIu64,
+              w->lifetime_p50_ns, w->lifetime_p90_ns, w->lifetime_p99_ns);
     }
     fprintf(out, ", \"site\": %zu, \"frames\": ", w->site);
     frames_json(out, w);

@@ -1,6 +1,9 @@
 /* fmt_pprof.c - the gzipped pprof profile (profile.proto, packed by
- * protobuf-c, compressed by zlib): one sample per stack, values in
- * [inuse_objects/count, inuse_space/bytes]; a comparison gives the growth. */
+ * protobuf-c, compressed by zlib): one sample per stack, with Go's heap
+ * sample types in Go's order, alloc_objects/count, alloc_space/bytes,
+ * inuse_objects/count, inuse_space/bytes, and period_type space/bytes, so
+ * that `go tool pprof -sample_index=...` and continuous profilers read it
+ * as a Go heap profile; a comparison gives the growth. */
 #include "snapdiff.h"
 
 #ifdef SNAPDIFF_NO_PPROF
@@ -191,13 +194,13 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
   int ok = 0;
   Sample *samples = calloc(r->nstacks ? r->nstacks : 1, sizeof *samples);
   Sample **sample_ptrs = calloc(r->nstacks ? r->nstacks : 1, sizeof *sample_ptrs);
-  int64_t *values = calloc(2 * (r->nstacks ? r->nstacks : 1), sizeof *values);
+  int64_t *values = calloc(4 * (r->nstacks ? r->nstacks : 1), sizeof *values);
   size_t nids = 0;
   for (size_t i = 0; i < r->nstacks; i++)
     nids += r->stacks[i].nframe;
   uint64_t *ids = calloc(nids ? nids : 1, sizeof *ids);
-  ValueType vt[3];
-  ValueType *vtp[2] = {&vt[0], &vt[1]};
+  ValueType vt[5];
+  ValueType *vtp[4] = {&vt[0], &vt[1], &vt[2], &vt[3]};
   Function **fptrs = NULL;
   Location **lptrs = NULL;
   Line **lnptrs = NULL;
@@ -209,16 +212,20 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
 
   if (str(&b, "") != 0)
     goto done;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 5; i++) {
     ValueType v = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
     vt[i] = v;
   }
-  vt[0].type = str(&b, "inuse_objects");
+  vt[0].type = str(&b, "alloc_objects");
   vt[0].unit = str(&b, "count");
-  vt[1].type = str(&b, "inuse_space");
+  vt[1].type = str(&b, "alloc_space");
   vt[1].unit = str(&b, "bytes");
-  vt[2].type = str(&b, "space");
-  vt[2].unit = vt[1].unit;
+  vt[2].type = str(&b, "inuse_objects");
+  vt[2].unit = vt[0].unit;
+  vt[3].type = str(&b, "inuse_space");
+  vt[3].unit = vt[1].unit;
+  vt[4].type = str(&b, "space");
+  vt[4].unit = vt[1].unit;
   /* The program first: pprof takes mapping 1 as the main binary. */
   const char *program = r->inputs[r->ninput - 1].info.program;
   if (program && *program && mapping_of(&b, program) == UINT64_MAX)
@@ -227,8 +234,11 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
   size_t nsample = 0, used = 0;
   for (size_t i = 0; i < r->nstacks; i++) {
     const sd_row_t *s = &r->stacks[i];
-    uint64_t w = sd_stack_weight(r, s);
-    if (!w)
+    int64_t v[4] = {(int64_t)sd_stack_metric(r, s, HS_SORT_COUNT),
+                    (int64_t)sd_stack_metric(r, s, HS_SORT_ALLOCATED),
+                    (int64_t)sd_stack_count(r, s),
+                    (int64_t)sd_stack_metric(r, s, HS_SORT_LIVE)};
+    if (!v[0] && !v[1] && !v[2] && !v[3])
       continue;
     Sample sm = PERFTOOLS__PROFILES__SAMPLE__INIT;
     sm.location_id = ids + used;
@@ -239,10 +249,9 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
       ids[used++] = id;
     }
     sm.n_location_id = s->nframe;
-    sm.value = values + 2 * nsample;
-    sm.value[0] = (int64_t)sd_stack_count(r, s);
-    sm.value[1] = (int64_t)w;
-    sm.n_value = 2;
+    sm.value = values + 4 * nsample;
+    memcpy(sm.value, v, sizeof v);
+    sm.n_value = 4;
     samples[nsample] = sm;
     sample_ptrs[nsample] = &samples[nsample];
     nsample++;
@@ -264,7 +273,7 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
   lptrs = calloc(b.nloc + 1, sizeof *lptrs);
   lnptrs = calloc(b.nloc + 1, sizeof *lnptrs);
   mptrs = calloc(b.nmap + 1, sizeof *mptrs);
-  if (!fptrs || !lptrs || !lnptrs || !mptrs || comment[0] < 0 || vt[2].type < 0)
+  if (!fptrs || !lptrs || !lnptrs || !mptrs || comment[0] < 0 || vt[4].type < 0)
     goto done;
   for (size_t i = 0; i < b.nfunc; i++)
     fptrs[i] = &b.funcs[i];
@@ -278,7 +287,7 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
     mptrs[i] = &b.maps[i];
 
   Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
-  p.n_sample_type = 2;
+  p.n_sample_type = 4;
   p.sample_type = vtp;
   p.n_sample = nsample;
   p.sample = sample_ptrs;
@@ -294,11 +303,14 @@ int sd_write_pprof(FILE *out, const sd_report_t *r) {
   if (r->ninput > 1)
     p.duration_nanos = (int64_t)(r->inputs[r->ninput - 1].info.time_ns -
                                  r->inputs[0].info.time_ns);
-  p.period_type = &vt[2];
+  p.period_type = &vt[4];
   p.period = 1;
   p.n_comment = 1;
   p.comment = comment;
-  p.default_sample_type = vt[1].type;
+  /* Go's heap profiles default to inuse_space; --sort picks another. */
+  p.default_sample_type = r->sort == HS_SORT_ALLOCATED ? vt[1].type
+                          : r->sort == HS_SORT_COUNT   ? vt[0].type
+                                                       : vt[3].type;
 
   size_t len = perftools__profiles__profile__get_packed_size(&p);
   packed = malloc(len ? len : 1);

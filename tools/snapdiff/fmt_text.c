@@ -23,6 +23,46 @@ static const char *noun(hs_key_t key) {
   }
 }
 
+static int fmt_ns(uint64_t ns, char *buf, size_t len) {
+  if (ns < 10000)
+    return snprintf(buf, len, "%llu ns", (unsigned long long)ns);
+  if (ns < 10000000)
+    return snprintf(buf, len, "%.0f us", (double)ns / 1e3);
+  if (ns < 10000000000ull)
+    return snprintf(buf, len, "%.0f ms", (double)ns / 1e6);
+  return snprintf(buf, len, "%.0f s", (double)ns / 1e9);
+}
+
+/* With --sort, after tracemalloc's line: what the key allocated in all,
+ * its temporary blocks and its freed blocks' lifetimes. */
+static int churn_text(const sd_report_t *r, const sd_row_t *w, char *buf,
+                      size_t len) {
+  char a[32], ad[32], p50[32], p99[32];
+  hs_format_size((double)w->alloc_size, 0, a, sizeof a);
+  hs_format_size((double)w->alloc_size_diff, 1, ad, sizeof ad);
+  if (w->frees) {
+    fmt_ns(w->lifetime_p50_ns, p50, sizeof p50);
+    fmt_ns(w->lifetime_p99_ns, p99, sizeof p99);
+  } else {
+    snprintf(p50, sizeof p50, "-"); /* nothing freed: no lifetime yet */
+    snprintf(p99, sizeof p99, "-");
+  }
+  if (r->kind == SD_STATISTICS)
+    return snprintf(buf, len,
+                    ", allocated=%s, allocations=%llu, temporary=%llu, "
+                    "frees=%llu, lifetime p50<=%s p99<=%s",
+                    a, (unsigned long long)w->alloc_count,
+                    (unsigned long long)w->temporary,
+                    (unsigned long long)w->frees, p50, p99);
+  return snprintf(buf, len,
+                  ", allocated=%s (%s), allocations=%llu (%+lld), "
+                  "temporary=%llu (%+lld), lifetime p50<=%s p99<=%s",
+                  a, ad, (unsigned long long)w->alloc_count,
+                  (long long)w->alloc_count_diff,
+                  (unsigned long long)w->temporary,
+                  (long long)w->temporary_diff, p50, p99);
+}
+
 /* The formatters return snprintf's length: retry once with room for it. */
 static int put_formatted(FILE *out, const sd_report_t *r, const sd_row_t *w,
                          const char *color) {
@@ -33,13 +73,24 @@ static int put_formatted(FILE *out, const sd_report_t *r, const sd_row_t *w,
     if (pass && !(buf = malloc(len)))
       return -1;
     if (r->kind == SD_STATISTICS) {
-      hs_statistic_t st = {w->frames, w->nframe, w->site, w->size, w->count};
+      hs_statistic_t st = {.frames = w->frames,
+                           .nframe = w->nframe,
+                           .site = w->site,
+                           .size = w->size,
+                           .count = w->count};
       n = hs_statistic_format(&st, r->key, buf, len);
     } else {
-      hs_statistic_diff_t d = {w->frames, w->nframe,  w->site,      w->size,
-                               w->size_diff, w->count, w->count_diff};
+      hs_statistic_diff_t d = {.frames = w->frames,
+                               .nframe = w->nframe,
+                               .site = w->site,
+                               .size = w->size,
+                               .size_diff = w->size_diff,
+                               .count = w->count,
+                               .count_diff = w->count_diff};
       n = hs_statistic_diff_format(&d, r->key, buf, len);
     }
+    if (n >= 0 && (size_t)n < len && r->sort_given)
+      n += churn_text(r, w, buf + n, len - (size_t)n);
     if (n < 0 || (size_t)n < len)
       break;
   }
@@ -85,11 +136,13 @@ int sd_write_text(FILE *out, const sd_report_t *r, int color) {
   int diff = r->kind != SD_STATISTICS;
   if (r->kind == SD_TIMELINE)
     put_timeline(out, r);
-  fprintf(out, "[ Top %zu of %zu %s%s%s ]\n", r->nshown, r->nrows,
+  fprintf(out, "[ Top %zu of %zu %s%s%s%s%s ]\n", r->nshown, r->nrows,
           noun(r->key),
           r->kind == SD_COMPARE    ? " by difference"
           : r->kind == SD_TIMELINE ? " by growth, first to last"
                                    : "",
+          r->sort_given && r->kind != SD_TIMELINE ? ", sorted by " : "",
+          r->sort_given && r->kind != SD_TIMELINE ? sd_sort_name(r->sort) : "",
           r->cumulative ? ", cumulative" : "");
   for (size_t i = 0; i < r->nshown; i++) {
     const sd_row_t *w = &r->rows[i];
@@ -126,6 +179,24 @@ int sd_write_text(FILE *out, const sd_report_t *r, int color) {
   else
     fprintf(out, "%sTotal: size=%s, count=%llu%s\n", b, sz,
             (unsigned long long)r->total_count, e);
+  if (r->sort_given && r->has_churn) {
+    hs_format_size((double)r->alloc_size, 0, sz, sizeof sz);
+    hs_format_size((double)r->alloc_size_diff, 1, dsz, sizeof dsz);
+    if (diff)
+      fprintf(out, "Allocated: size=%s (%s), count=%llu (%+lld), "
+                   "temporary=%llu (%+lld)\n",
+              sz, dsz, (unsigned long long)r->alloc_count,
+              (long long)r->alloc_count_diff,
+              (unsigned long long)r->temporary, (long long)r->temporary_diff);
+    else
+      fprintf(out, "Allocated: size=%s, count=%llu, temporary=%llu\n", sz,
+              (unsigned long long)r->alloc_count,
+              (unsigned long long)r->temporary);
+  } else if (r->sort_given) {
+    fputs("Churn: not in these snapshots (written before heapsnap kept "
+          "it)\n",
+          out);
+  }
   /* What the figures cannot show by themselves: estimates and losses. */
   for (size_t i = 0; i < r->ninput; i++) {
     const hs_snapshot_info_t *in = &r->inputs[i].info;

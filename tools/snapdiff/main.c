@@ -22,6 +22,10 @@ static const char usage_text[] =
     "  --by KEY          group by lineno (default), filename, function or\n"
     "                    traceback\n"
     "  --cumulative      credit every frame of a stack, not only its site\n"
+    "  --sort METRIC     live (default), allocated (bytes in all), count\n"
+    "                    (blocks in all) or temporary (freed before their\n"
+    "                    thread's next allocation); also the folded, pprof\n"
+    "                    default and html weight\n"
     "  --top N           show the N largest keys (default 10; 0 = all; html\n"
     "                    shows all unless --top is given)\n"
     "  --include PATTERN keep traces whose site file matches (fnmatch;\n"
@@ -213,7 +217,8 @@ int snapdiff_main(int argc, char **argv) {
     OPT_WRAPPER,
     OPT_RAW,
     OPT_FORMAT,
-    OPT_TIMELINE
+    OPT_TIMELINE,
+    OPT_SORT
   };
   static const struct option longopts[] = {
       {"by", required_argument, NULL, OPT_BY},
@@ -227,6 +232,7 @@ int snapdiff_main(int argc, char **argv) {
       {"format", required_argument, NULL, OPT_FORMAT},
       {"output", required_argument, NULL, 'o'},
       {"timeline", no_argument, NULL, OPT_TIMELINE},
+      {"sort", required_argument, NULL, OPT_SORT},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -327,6 +333,23 @@ int snapdiff_main(int argc, char **argv) {
     case 'o':
       output = optarg;
       break;
+    case OPT_SORT: {
+      static const char *const sorts[] = {"live", "allocated", "count",
+                                          "temporary"};
+      int found = -1;
+      for (int i = 0; i < 4; i++)
+        if (strcmp(optarg, sorts[i]) == 0)
+          found = i;
+      if (found < 0) {
+        status = usage_error("--sort: '%s' is not live, allocated, count or "
+                             "temporary",
+                             optarg);
+        goto out;
+      }
+      opt.sort = found;
+      opt.sort_given = 1;
+      break;
+    }
     case OPT_TIMELINE:
       timeline = 1;
       break;

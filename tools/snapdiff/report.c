@@ -112,6 +112,18 @@ static sd_row_t *rows_from(const hs_statistics_t *st) {
       w->count = d->count;
       w->size_diff = d->size_diff;
       w->count_diff = d->count_diff;
+      w->alloc_size = d->alloc_size;
+      w->alloc_count = d->alloc_count;
+      w->frees = d->frees;
+      w->temporary = d->temporary;
+      w->temporary_time = d->temporary_time;
+      w->alloc_size_diff = d->alloc_size_diff;
+      w->alloc_count_diff = d->alloc_count_diff;
+      w->temporary_diff = d->temporary_diff;
+      w->lifetime = d->lifetime;
+      w->lifetime_p50_ns = d->lifetime_p50_ns;
+      w->lifetime_p90_ns = d->lifetime_p90_ns;
+      w->lifetime_p99_ns = d->lifetime_p99_ns;
     } else {
       const hs_statistic_t *e = hs_statistics_get(st, i);
       w->frames = e->frames;
@@ -119,6 +131,15 @@ static sd_row_t *rows_from(const hs_statistics_t *st) {
       w->site = e->site;
       w->size = e->size;
       w->count = e->count;
+      w->alloc_size = e->alloc_size;
+      w->alloc_count = e->alloc_count;
+      w->frees = e->frees;
+      w->temporary = e->temporary;
+      w->temporary_time = e->temporary_time;
+      w->lifetime = e->lifetime;
+      w->lifetime_p50_ns = e->lifetime_p50_ns;
+      w->lifetime_p90_ns = e->lifetime_p90_ns;
+      w->lifetime_p99_ns = e->lifetime_p99_ns;
     }
   }
   return rows;
@@ -308,11 +329,22 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
     stats_fail(opt, paths[last], rc);
     goto fail;
   }
+  (void)hs_statistics_sort(p->st, opt->sort);
+  r->sort = opt->sort;
+  r->sort_given = opt->sort_given;
   r->rows = rows_from(p->st);
   if (!r->rows)
     goto oom;
   hs_statistics_info_t si;
   hs_statistics_get_info(p->st, &si, sizeof si);
+  r->has_churn = si.has_churn;
+  r->alloc_size = si.alloc_size;
+  r->alloc_count = si.alloc_count;
+  r->temporary = si.temporary;
+  r->temporary_time = si.temporary_time;
+  r->alloc_size_diff = si.alloc_size_diff;
+  r->alloc_count_diff = si.alloc_count_diff;
+  r->temporary_diff = si.temporary_diff;
   r->nrows = si.count;
   r->total_size = si.total_size;
   r->total_count = si.total_count;
@@ -324,10 +356,9 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
 
   if (opt->format == SD_FOLDED || opt->format == SD_PPROF ||
       opt->format == SD_HTML) {
-    if (opt->key == HS_KEY_TRACEBACK && !opt->cumulative) {
-      r->stacks = r->rows;
-      r->nstacks = r->nrows;
-    } else {
+    /* The live rows leave out stacks that only churned, which the stack
+     * formats weigh: always a list of their own. */
+    {
       progress(opt, "computing stacks...");
       rc = old ? hs_snapshot_compare(cur, old, HS_KEY_TRACEBACK, 0, &p->stk)
                : hs_snapshot_statistics(cur, HS_KEY_TRACEBACK, 0, &p->stk);
@@ -335,6 +366,7 @@ int sd_report_build(const sd_options_t *opt, char *const *paths, size_t npath,
         stats_fail(opt, paths[last], rc);
         goto fail;
       }
+      (void)hs_statistics_sort(p->stk, HS_SORT_ALLOCATED);
       r->stacks = rows_from(p->stk);
       if (!r->stacks)
         goto oom;

@@ -36,6 +36,11 @@ typedef struct sd_row {
   int64_t count_diff;
   uint64_t *series_size;  /* timeline only: size in each snapshot */
   uint64_t *series_count; /* timeline only: count in each snapshot */
+  /* Churn (0 without counters); diffs for a comparison. */
+  uint64_t alloc_size, alloc_count, frees, temporary, temporary_time;
+  int64_t alloc_size_diff, alloc_count_diff, temporary_diff;
+  const uint64_t *lifetime; /* HS_LIFETIME_BUCKETS, or NULL */
+  uint64_t lifetime_p50_ns, lifetime_p90_ns, lifetime_p99_ns;
 } sd_row_t;
 
 /* What the report says about each input snapshot (after filtering). */
@@ -55,6 +60,11 @@ typedef struct sd_report {
   size_t nrows; /* every key, sorted */
   sd_row_t *rows;
   size_t nshown; /* rows a table shows (--top) */
+  int sort;       /* HS_SORT_*: the order, and the stack formats' weight */
+  int sort_given; /* --sort was given: tables show the churn columns */
+  int has_churn;  /* the (newest) snapshot carries churn counters */
+  uint64_t alloc_size, alloc_count, temporary, temporary_time;
+  int64_t alloc_size_diff, alloc_count_diff, temporary_diff;
   /* Whole stacks (the traceback key, never cumulative) for the stack
    * formats: folded, pprof and the HTML flame graph. nstacks == 0 and
    * stacks == NULL when the format needs none. */
@@ -80,6 +90,8 @@ typedef struct sd_options {
   } *wrappers;
   size_t nwrapper;
   int raw;
+  int sort;       /* HS_SORT_* (--sort) */
+  int sort_given;
   int progress; /* stderr is a terminal */
   int color;    /* stdout is a terminal, NO_COLOR unset, output is stdout */
 } sd_options_t;
@@ -134,6 +146,11 @@ const char *sd_basename(const char *path);
  * its positive size_diff for a comparison or timeline (else 0). */
 uint64_t sd_stack_weight(const sd_report_t *r, const sd_row_t *s);
 uint64_t sd_stack_count(const sd_report_t *r, const sd_row_t *s);
+/* Stack s's figure for metric (HS_SORT_*): its value for one snapshot,
+ * its positive change for a comparison or timeline (else 0). */
+uint64_t sd_stack_metric(const sd_report_t *r, const sd_row_t *s, int metric);
+/* "live", "allocated", "count" or "temporary". */
+const char *sd_sort_name(int sort);
 
 /* A string -> index map (open addressing); keys are copied. */
 typedef struct sd_strmap {
