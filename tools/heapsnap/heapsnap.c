@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "heapsnap.h"
+#include "http/http.h"
 #include "session/session.h"
 
 #ifndef HS_BUILD_LIBDIR
@@ -55,6 +57,9 @@ static void usage(FILE *f) {
 "                        snapshots then hold unbiased estimates\n"
 "  -w, --wrapper PAT     treat functions matching PAT as allocation wrappers\n"
 "                        (file:PAT and module:PAT for the other kinds)\n"
+"      --http ADDR       serve pprof heap profiles at http://ADDR/debug/pprof/\n"
+"                        ([IP:]PORT, loopback unless an IP is given; port 0\n"
+"                        picks one and says it; unix:PATH for a socket)\n"
 "      --no-follow       trace neither forked children nor exec'd programs\n"
 "      --no-follow-fork  do not trace forked children\n"
 "      --no-follow-exec  do not trace programs started with exec\n"
@@ -67,7 +72,8 @@ static void usage(FILE *f) {
 "  HEAPSNAP_FRAMES, HEAPSNAP_OUTPUT, HEAPSNAP_SIGNAL, HEAPSNAP_INTERVAL,\n"
 "  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
 "  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_SAMPLE, HEAPSNAP_FOLLOW_FORK,\n"
-"  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND, HEAPSNAP_WARM.\n"
+"  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND, HEAPSNAP_WARM,\n"
+"  HEAPSNAP_HTTP, HEAPSNAP_HTTP_FILE (docs/pprof-endpoint.md).\n"
 "  See docs/launcher.md.\n");
 }
 
@@ -396,7 +402,7 @@ static int setenv_checked(const char *k, const char *v) {
 int main(int argc, char **argv) {
   enum {
     O_SIGNAL = 256, O_INTERVAL, O_EVERY, O_PEAK, O_NOEXIT, O_NOFOLLOW,
-    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE
+    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE, O_HTTP
   };
   static const struct option opts[] = {
       {"frames", required_argument, 0, 'n'},
@@ -412,6 +418,7 @@ int main(int argc, char **argv) {
       {"no-follow-exec", no_argument, 0, O_NOEXEC},
       {"top", required_argument, 0, O_TOP},
       {"sample", required_argument, 0, O_SAMPLE},
+      {"http", required_argument, 0, O_HTTP},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
@@ -437,7 +444,7 @@ int main(int argc, char **argv) {
   char output[PATH_MAX] = "heapsnap.%e.%p.%n.hsnap";
   char wrappers[8192] = "";
   const char *signal_name = NULL, *interval = NULL, *every = NULL,
-             *sample = NULL;
+             *sample = NULL, *http = NULL;
   int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
   optind = 2;
   int c;
@@ -462,6 +469,7 @@ int main(int argc, char **argv) {
       snprintf(output, sizeof output, "%s", optarg);
       break;
     case O_SIGNAL: signal_name = optarg; break;
+    case O_HTTP: http = optarg; break;
     case O_INTERVAL: interval = optarg; break;
     case O_EVERY: every = optarg; break;
     case O_PEAK: at_peak = 1; break;
@@ -515,6 +523,13 @@ int main(int argc, char **argv) {
     if (interval && (strtod(interval, &end) <= 0 || *end)) {
       fprintf(stderr, "%s: --interval %s: expected a positive number of "
                       "seconds\n", me, interval);
+      return 2;
+    }
+    struct sockaddr_storage ss;
+    unsigned alen;
+    if (http && hs__http_parse_addr(http, &ss, &alen) != 0) {
+      fprintf(stderr, "%s: --http %s: expected [IP:]PORT, [IPV6]:PORT or "
+                      "unix:PATH\n", me, http);
       return 2;
     }
     if (every && !valid_bytes(every)) {
@@ -590,6 +605,7 @@ int main(int argc, char **argv) {
       setenv_checked("HEAPSNAP_FOLLOW_FORK", follow_fork ? "1" : "0") ||
       setenv_checked("HEAPSNAP_FOLLOW_EXEC", follow_exec ? "1" : "0") ||
       (signal_name && setenv_checked("HEAPSNAP_SIGNAL", signal_name)) ||
+      (http && setenv_checked("HEAPSNAP_HTTP", http)) ||
       (interval && setenv_checked("HEAPSNAP_INTERVAL", interval)) ||
       (every && setenv_checked("HEAPSNAP_EVERY_BYTES", every)) ||
       (at_peak && setenv_checked("HEAPSNAP_AT_PEAK", "1")) ||
