@@ -354,11 +354,12 @@ static void answer_profile(int fd, const hs_http_req_t *rq,
 }
 
 static void close_slot(conn_t *c) {
-  if (c->fd >= 0)
-    close(c->fd);
+  int fd = c->fd;
+  c->fd = -1; /* before the close: a fork child must not see a stale fd */
+  if (fd >= 0)
+    close(fd);
   hs_snapshot_free(c->base);
   c->base = NULL;
-  c->fd = -1;
   c->len = 0;
   c->state = FREE;
 }
@@ -535,21 +536,40 @@ quit:
 
 /* ---- fork and exit ---- */
 
+/* Whether fd is a connection accepted from our socket: its local address
+ * is the listening one. The fork can catch the server thread between an
+ * accept or a close and its note of it, and the number may by then be a
+ * descriptor of the host's, which the child must keep. */
+static int accepted_here(int fd, const struct sockaddr_storage *mine,
+                         socklen_t mlen) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  struct stat st;
+  return fd >= 0 && fd != listen_fd && fstat(fd, &st) == 0 &&
+         S_ISSOCK(st.st_mode) &&
+         getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && sl == mlen &&
+         memcmp(&ss, mine, sl) == 0;
+}
+
 /* The child serves nothing: the socket and the connections are the
  * parent's (two processes accepting on one socket would answer a scrape
  * with either's heap), and the server thread is not in the child. */
 static void fork_child(void) {
   if (listen_fd < 0)
     return;
+  struct sockaddr_storage mine;
+  socklen_t mlen = sizeof mine;
+  if (getsockname(listen_fd, (struct sockaddr *)&mine, &mlen) != 0)
+    mlen = 0;
+  if (slots && mlen)
+    for (int i = 0; i < NSLOT; i++)
+      if (accepted_here(slots[i].fd, &mine, mlen))
+        close(slots[i].fd), slots[i].fd = -1;
   close(listen_fd);
   listen_fd = -1;
   for (int i = 0; i < 2; i++)
     if (wake_pipe[i] >= 0)
       close(wake_pipe[i]), wake_pipe[i] = -1;
-  if (slots)
-    for (int i = 0; i < NSLOT; i++)
-      if (slots[i].state != FREE && slots[i].fd >= 0)
-        close(slots[i].fd), slots[i].fd = -1;
   running = 0;
 }
 
