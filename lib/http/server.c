@@ -55,6 +55,15 @@ static int running;           /* this process's server thread exists */
 static pid_t owner;           /* the process that bound the socket */
 static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static conn_t *slots;         /* server thread only (and the fork child) */
+/* What our descriptors and socket file are, to notice when the host took
+ * them: daemons close every descriptor they did not open, and the number
+ * then goes to the host's next file, which we must never read, write or
+ * accept from. */
+static struct ident {
+  dev_t dev;
+  ino_t ino;
+} id_listen, id_wake[2], id_path;
+static double accept_pause;   /* accept nothing before this (fd limits) */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
@@ -247,6 +256,19 @@ static void write_addr_file(const char *path, const char *addr) {
     say("heapsnap: HEAPSNAP_HTTP_FILE=%s: %s\n", path, strerror(errno));
     unlink(tmp);
   }
+}
+
+static struct ident ident_of(int fd) {
+  struct stat st;
+  struct ident id = {0, 0};
+  if (fstat(fd, &st) == 0)
+    id.dev = st.st_dev, id.ino = st.st_ino;
+  return id;
+}
+
+static int still(int fd, struct ident want) {
+  struct ident id = ident_of(fd);
+  return fd >= 0 && id.ino && id.dev == want.dev && id.ino == want.ino;
 }
 
 /* ---- answers ---- */
@@ -447,8 +469,15 @@ static void accept_some(double now) {
     if (slots[i].state != FREE)
       continue;
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
-      return; /* EAGAIN, or a connection reset before we took it */
+    if (fd < 0) {
+      /* Out of descriptors or memory, the connection stays queued and
+       * the socket readable: pause instead of spinning on it. EAGAIN or a
+       * connection reset before we took it need nothing. */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM)
+        accept_pause = now + 0.25;
+      return;
+    }
     slots[i].state = READING;
     slots[i].fd = fd;
     slots[i].len = 0;
@@ -472,11 +501,16 @@ static void *server_main(void *arg) {
     return NULL;
   for (int i = 0; i < NSLOT; i++)
     slots[i].fd = -1;
+  int lost = 0;
   for (;;) {
     struct pollfd pf[NSLOT + 2];
     int who[NSLOT + 2];
     int n = 0, free_slots = 0;
     double now = mono(), next = now + 3600;
+    if (!still(listen_fd, id_listen) || !still(wake_pipe[0], id_wake[0])) {
+      lost = 1; /* the host closed them: no descriptor is ours any more */
+      break;
+    }
     pf[n] = (struct pollfd){wake_pipe[0], POLLIN, 0};
     who[n++] = -1;
     for (int i = 0; i < NSLOT; i++) {
@@ -493,19 +527,27 @@ static void *server_main(void *arg) {
       pf[n] = (struct pollfd){c->fd, POLLIN | POLLRDHUP, 0};
       who[n++] = i;
     }
-    if (free_slots) {
+    if (free_slots && now >= accept_pause) {
       pf[n] = (struct pollfd){listen_fd, POLLIN, 0};
       who[n++] = -2;
+    } else if (free_slots && accept_pause < next) {
+      next = accept_pause;
     }
     int ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
-    if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR)
-      ms = 0; /* cannot happen with valid fds; never spin on it */
+    if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR) {
+      struct timespec ts = {0, 10 * 1000 * 1000}; /* never spin on it */
+      nanosleep(&ts, NULL);
+      continue;
+    }
     for (int k = 0; k < n; k++) {
       if (!pf[k].revents)
         continue;
+      if (who[k] < 0 && (pf[k].revents & POLLNVAL))
+        goto quit;
       if (who[k] == -1) {
         char b[16];
-        if (read(wake_pipe[0], b, sizeof b) > 0 && memchr(b, 'q', sizeof b))
+        ssize_t r = read(wake_pipe[0], b, sizeof b);
+        if (r > 0 && memchr(b, 'q', (size_t)r))
           goto quit;
       } else if (who[k] == -2) {
         accept_some(mono());
@@ -527,9 +569,12 @@ static void *server_main(void *arg) {
     }
   }
 quit:
-  for (int i = 0; i < NSLOT; i++)
+  for (int i = 0; i < NSLOT; i++) {
+    if (lost)
+      slots[i].fd = -1;
     if (slots[i].state != FREE)
       close_slot(&slots[i]);
+  }
   hs__guard_exit();
   return NULL;
 }
@@ -559,17 +604,21 @@ static void fork_child(void) {
     return;
   struct sockaddr_storage mine;
   socklen_t mlen = sizeof mine;
-  if (getsockname(listen_fd, (struct sockaddr *)&mine, &mlen) != 0)
+  if (!still(listen_fd, id_listen) ||
+      getsockname(listen_fd, (struct sockaddr *)&mine, &mlen) != 0)
     mlen = 0;
   if (slots && mlen)
     for (int i = 0; i < NSLOT; i++)
       if (accepted_here(slots[i].fd, &mine, mlen))
         close(slots[i].fd), slots[i].fd = -1;
-  close(listen_fd);
+  if (still(listen_fd, id_listen))
+    close(listen_fd);
   listen_fd = -1;
-  for (int i = 0; i < 2; i++)
-    if (wake_pipe[i] >= 0)
-      close(wake_pipe[i]), wake_pipe[i] = -1;
+  for (int i = 0; i < 2; i++) {
+    if (still(wake_pipe[i], id_wake[i]))
+      close(wake_pipe[i]);
+    wake_pipe[i] = -1;
+  }
   running = 0;
 }
 
@@ -579,15 +628,21 @@ static void stop_at_exit(void) {
   running = 0;
   hs__guard_enter();
   int saved = errno;
-  ssize_t w = write(wake_pipe[1], "q", 1);
-  (void)w;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += 2; /* a snapshot in progress must not hold the exit up */
-  if (pthread_timedjoin_np(server, NULL, &ts) != 0)
-    pthread_detach(server);
-  if (unix_path[0])
-    unlink(unix_path);
+  if (still(wake_pipe[1], id_wake[1])) {
+    ssize_t w = write(wake_pipe[1], "q", 1);
+    (void)w;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2; /* a snapshot in progress must not hold the exit up */
+    if (pthread_timedjoin_np(server, NULL, &ts) != 0)
+      pthread_detach(server);
+  } else {
+    pthread_detach(server); /* it stops by itself once it sees that */
+  }
+  struct stat st;
+  if (unix_path[0] && lstat(unix_path, &st) == 0 &&
+      st.st_dev == id_path.dev && st.st_ino == id_path.ino)
+    unlink(unix_path); /* ours still, not a socket someone put there since */
   errno = saved;
   hs__guard_exit();
 }
@@ -614,8 +669,16 @@ void hs__http_start(void) {
     say("heapsnap: HEAPSNAP_HTTP=%s: %s; not serving\n", v, strerror(errno));
     goto out;
   }
-  if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
-      hs__thread_start(&server, server_main, 256 * 1024, 0) != 0) {
+  int piped = pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) == 0;
+  if (piped) {
+    id_listen = ident_of(listen_fd);
+    id_wake[0] = ident_of(wake_pipe[0]);
+    id_wake[1] = ident_of(wake_pipe[1]);
+    struct stat st;
+    if (unix_path[0] && lstat(unix_path, &st) == 0)
+      id_path.dev = st.st_dev, id_path.ino = st.st_ino;
+  }
+  if (!piped || hs__thread_start(&server, server_main, 256 * 1024, 0) != 0) {
     say("heapsnap: HEAPSNAP_HTTP=%s: cannot start the server thread; not "
         "serving\n", v);
     for (int i = 0; i < 2; i++)

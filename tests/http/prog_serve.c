@@ -1,8 +1,10 @@
 /* prog_serve.c - the traced program of the endpoint tests: known blocks at
  * known lines, then a second site once a trigger file appears, then it
- * waits for a stop file (with "fork", in a forked child as well). Its
- * stdout is fixed text so the tests can check that serving never changed
- * it. Usage: prog_serve TRIGGER STOP [fork] */
+ * waits for a stop file (with "fork", in a forked child as well; with
+ * "closefds" it first closes every descriptor above 2, as daemons do, and
+ * keeps bytes in a pipe that takes their numbers, which must be there at
+ * the end). Its stdout is fixed text so the tests can check that serving
+ * never changed it. Usage: prog_serve TRIGGER STOP [fork|closefds] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,13 @@ int main(int argc, char **argv) {
   printf("prog_serve: allocated\n");
   fflush(stdout);
   pid_t child = -1;
+  int mine[2] = {-1, -1};
+  if (argc > 3 && !strcmp(argv[3], "closefds")) {
+    for (int fd = 3; fd < 1024; fd++)
+      close(fd);
+    if (pipe(mine) != 0 || write(mine[1], "host", 4) != 4)
+      return 4;
+  }
   if (argc > 3 && !strcmp(argv[3], "fork") && (child = fork()) == 0) {
     while (access(stop, F_OK) != 0)
       nap();
@@ -54,6 +63,9 @@ int main(int argc, char **argv) {
   }
   while (!stop || access(stop, F_OK) != 0)
     nap();
+  char got[8] = "";
+  if (mine[0] >= 0 && (read(mine[0], got, 4) != 4 || memcmp(got, "host", 4)))
+    return 5; /* someone read our pipe */
   int status = 0;
   if (child > 0 && (waitpid(child, &status, 0) != child || status != 0))
     return 3;

@@ -160,6 +160,13 @@ done
   bad "fork: $others answers not from the parent"
 finish fork
 
+# ---- a host that closes every descriptor it did not open ----
+start closefds 127.0.0.1:0 closefds
+curl -s -m 3 "http://$addr/debug/pprof/heap" >/dev/null 2>&1
+sleep 0.2
+kill -0 "$pid" 2>/dev/null && ok "closefds: the host survived" || bad "closefds: the host died"
+finish closefds
+
 # ---- the launcher's --http ----
 rm -f "$dir/l.addr"
 HEAPSNAP_HTTP_FILE=$dir/l.addr "$launcher" run -q --no-at-exit --http 127.0.0.1:0 -- \
