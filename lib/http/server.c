@@ -497,8 +497,10 @@ static void *server_main(void *arg) {
    * goes to the real allocator untraced, as the writer thread's does. */
   hs__guard_enter();
   slots = calloc(NSLOT, sizeof *slots);
-  if (!slots)
+  if (!slots) {
+    hs__guard_exit();
     return NULL;
+  }
   for (int i = 0; i < NSLOT; i++)
     slots[i].fd = -1;
   int lost = 0;
