@@ -9,7 +9,7 @@ secs=${1:-60}
 case $secs in '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HEAPSNAP_FUZZ_BUILD_DIR:-$root/build/fuzz}
-targets=(fuzz_hsnap_load fuzz_snapdiff_args fuzz_reclayout_ops)
+targets=(fuzz_hsnap_load fuzz_snapdiff_args fuzz_reclayout_ops fuzz_http_request)
 
 mkdir -p "$build" || exit 1
 cmake -S "$root" -B "$build" -DHEAPSNAP_BUILD_FUZZERS=ON \

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test-deps.sh - installs (Debian, only what is missing) the packages the
 # snapdiff tests need beyond the build: chromium renders the HTML report,
-# protoc + python3-protobuf decode the pprof profile, golang-go's `go tool
-# pprof` reads it as Go's own tools do. quickstart.sh test
+# protoc + python3-protobuf decode the pprof profile; golang-go's
+# `go tool pprof` reads it as Go's own tools do and is the client of the pprof
+# endpoint (tests/http). quickstart.sh test
 # calls it; it is safe to run again.
 set -euo pipefail
 
-packages=(python3 python3-protobuf protobuf-compiler chromium golang-go)
+packages=(python3 python3-protobuf protobuf-compiler chromium golang-go curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

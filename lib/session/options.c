@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "../http/http.h"
 #include "options.h"
 
 #define MAX_FRAMES_TOLD "expected a number of frames from 1 to 256"
@@ -41,6 +43,8 @@ static const hs_opt_t opts[] = {
     {"WRAPPERS", "wrapper", HS_OPT_LIST, 0, 0, NULL,
      "expected function names, file:PATH or module:NAME, separated by "
      "commas, none empty"},
+    {"HTTP", "http", HS_OPT_ADDR, 0, 0, NULL,
+     "expected [IP:]PORT, [IPV6]:PORT or unix:PATH"},
 };
 
 const hs_opt_t *hs__opt_at(size_t i) {
@@ -178,6 +182,11 @@ int hs__opt_parse(const hs_opt_t *o, const char *v, hs_optval_t *out) {
     if (*end == '+')
       out->i = 1, end++;
     return errno || *end || (out->i && out->u == 0) ? -1 : 0;
+  case HS_OPT_ADDR: {
+    struct sockaddr_storage ss;
+    unsigned alen;
+    return hs__http_parse_addr(v, &ss, &alen);
+  }
   case HS_OPT_LIST: {
     size_t len = strlen(v);
     if (!len || len >= 4096 || v[0] == ',' || v[len - 1] == ',' ||

@@ -21,6 +21,7 @@ typedef enum {
   HS_OPT_SAMPLE,   /* 0, default or a byte count up to 1T */
   HS_OPT_FAULT,    /* N or N+: u is N, i is 1 for N+ */
   HS_OPT_LIST,     /* comma-separated words, none empty */
+  HS_OPT_ADDR,     /* where the pprof endpoint listens (hs__http_parse_addr) */
 } hs_opt_kind_t;
 
 typedef struct {

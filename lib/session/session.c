@@ -20,6 +20,7 @@
 
 #include "../snapshot/snapshot.h"
 #include "../trace/trace.h"
+#include "../http/http.h"
 #include "../unwind/unwind.h"
 #include "options.h"
 #include "session.h"
@@ -576,6 +577,7 @@ void hs__session_init(void) {
     sigaction(cfg.signo, &sa, NULL);
   }
   active = 1;
+  hs__http_start(); /* HEAPSNAP_HTTP: the pprof endpoint, when asked */
 out:
   hs__guard_exit();
 }

@@ -11,6 +11,7 @@
 int hs_fuzz_hsnap_load(const uint8_t *data, size_t size);
 int hs_fuzz_snapdiff_args(const uint8_t *data, size_t size);
 int hs_fuzz_reclayout_ops(const uint8_t *data, size_t size);
+int hs_fuzz_http_request(const uint8_t *data, size_t size);
 
 /* Makes an .hsnap image pass the reader's cheap gates when it is at least
  * a 1.0 header long: magic, major 1, file_size = size, then a recomputed

@@ -92,6 +92,11 @@ START_TEST(test_reclayout_ops) {
 }
 END_TEST
 
+START_TEST(test_http_request) {
+  replay_target("fuzz_http_request", hs_fuzz_http_request);
+}
+END_TEST
+
 /* Inputs no corpus holds: nothing at all, and a bare header. */
 START_TEST(test_edges) {
   static const uint8_t zero[128];
@@ -101,6 +106,8 @@ START_TEST(test_edges) {
   ck_assert_int_eq(hs_fuzz_snapdiff_args(zero, sizeof zero), 0);
   ck_assert_int_eq(hs_fuzz_reclayout_ops(zero, 0), 0);
   ck_assert_int_eq(hs_fuzz_reclayout_ops(zero, sizeof zero), 0);
+  ck_assert_int_eq(hs_fuzz_http_request(zero, 0), 0);
+  ck_assert_int_eq(hs_fuzz_http_request(zero, sizeof zero), 0);
 }
 END_TEST
 
@@ -111,6 +118,7 @@ int main(void) {
   tcase_add_test(tc, test_hsnap_load);
   tcase_add_test(tc, test_snapdiff_args);
   tcase_add_test(tc, test_reclayout_ops);
+  tcase_add_test(tc, test_http_request);
   tcase_add_test(tc, test_edges);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

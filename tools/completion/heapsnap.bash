@@ -4,7 +4,7 @@
 _heapsnap() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local opts="--frames --output --signal --interval --every-bytes --at-peak
-    --no-at-exit --sample --wrapper --no-follow --no-follow-fork
+    --no-at-exit --sample --http --wrapper --no-follow --no-follow-fork
     --no-follow-exec --top --quiet --help --version -n -o -w -q -h -V"
   COMPREPLY=()
   if [ "$COMP_CWORD" = 1 ]; then
@@ -27,7 +27,7 @@ _heapsnap() {
   -o | --output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   --signal) COMPREPLY=($(compgen -W "USR1 USR2 HUP PROF URG WINCH" -- "$cur")); return ;;
   --sample) COMPREPLY=($(compgen -W "default 0" -- "$cur")); return ;;
-  -n | --frames | --interval | --every-bytes | --top | -w | --wrapper) return ;;
+  -n | --frames | --interval | --every-bytes | --top | -w | --wrapper | --http) return ;;
   esac
   COMPREPLY=($(compgen -W "$opts --" -- "$cur"))
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +21,7 @@
 
 #include "heapsnap.h"
 #include "session/options.h"
+#include "http/http.h"
 #include "session/session.h"
 
 #ifndef HS_BUILD_LIBDIR
@@ -56,6 +58,9 @@ static void usage(FILE *f) {
 "                        snapshots then hold unbiased estimates\n"
 "  -w, --wrapper PAT     treat functions matching PAT as allocation wrappers\n"
 "                        (file:PAT and module:PAT for the other kinds)\n"
+"      --http ADDR       serve pprof heap profiles at http://ADDR/debug/pprof/\n"
+"                        ([IP:]PORT, loopback unless an IP is given; port 0\n"
+"                        picks one and says it; unix:PATH for a socket)\n"
 "      --no-follow       trace neither forked children nor exec'd programs\n"
 "      --no-follow-fork  do not trace forked children\n"
 "      --no-follow-exec  do not trace programs started with exec\n"
@@ -68,7 +73,8 @@ static void usage(FILE *f) {
 "  HEAPSNAP_FRAMES, HEAPSNAP_OUTPUT, HEAPSNAP_SIGNAL, HEAPSNAP_INTERVAL,\n"
 "  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
 "  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_SAMPLE, HEAPSNAP_FOLLOW_FORK,\n"
-"  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND, HEAPSNAP_WARM.\n"
+"  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND, HEAPSNAP_WARM,\n"
+"  HEAPSNAP_HTTP, HEAPSNAP_HTTP_FILE (docs/pprof-endpoint.md).\n"
 "  See docs/launcher.md.\n");
 }
 
@@ -390,7 +396,7 @@ static int setenv_checked(const char *k, const char *v) {
 int main(int argc, char **argv) {
   enum {
     O_SIGNAL = 256, O_INTERVAL, O_EVERY, O_PEAK, O_NOEXIT, O_NOFOLLOW,
-    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE
+    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE, O_HTTP
   };
   static const struct option opts[] = {
       {"frames", required_argument, 0, 'n'},
@@ -406,6 +412,7 @@ int main(int argc, char **argv) {
       {"no-follow-exec", no_argument, 0, O_NOEXEC},
       {"top", required_argument, 0, O_TOP},
       {"sample", required_argument, 0, O_SAMPLE},
+      {"http", required_argument, 0, O_HTTP},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
@@ -431,7 +438,7 @@ int main(int argc, char **argv) {
   char output[PATH_MAX] = "heapsnap.%e.%p.%n.hsnap";
   char wrappers[8192] = "";
   const char *signal_name = NULL, *interval = NULL, *every = NULL,
-             *sample = NULL;
+             *sample = NULL, *http = NULL;
   int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
   optind = 2;
   int c;
@@ -463,6 +470,11 @@ int main(int argc, char **argv) {
       if (checked("EVERY_BYTES", optarg, &x))
         return 2;
       every = optarg;
+      break;
+    case O_HTTP:
+      if (checked("HTTP", optarg, &x))
+        return 2;
+      http = optarg;
       break;
     case O_PEAK: at_peak = 1; break;
     case O_SAMPLE:
@@ -585,6 +597,7 @@ int main(int argc, char **argv) {
       setenv_checked("HEAPSNAP_FOLLOW_FORK", follow_fork ? "1" : "0") ||
       setenv_checked("HEAPSNAP_FOLLOW_EXEC", follow_exec ? "1" : "0") ||
       (signal_name && setenv_checked("HEAPSNAP_SIGNAL", signal_name)) ||
+      (http && setenv_checked("HEAPSNAP_HTTP", http)) ||
       (interval && setenv_checked("HEAPSNAP_INTERVAL", interval)) ||
       (every && setenv_checked("HEAPSNAP_EVERY_BYTES", every)) ||
       (at_peak && setenv_checked("HEAPSNAP_AT_PEAK", "1")) ||
