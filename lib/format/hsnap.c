@@ -146,16 +146,18 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     const char *p = s->modules.mods[i].path;
     strtab_len += (p ? strlen(p) : 0) + 1;
   }
-  struct hs_hsnap_section sec[NSECTIONS_WRITTEN] = {
+  unsigned nsec = NSECTIONS_WRITTEN + (s->group_leak ? 1u : 0u);
+  struct hs_hsnap_section sec[NSECTIONS_WRITTEN + 1] = {
       {HS_HSNAP_SEC_STRTAB, 1, strtab_len, 0, 0},
       {HS_HSNAP_SEC_MODULES, sizeof(struct hs_hsnap_module), s->modules.count,
        0, 0},
       {HS_HSNAP_SEC_LOCS, sizeof(struct hs_hsnap_loc), s->nlocs, 0, 0},
       {HS_HSNAP_SEC_STACK_LOCS, 4, s->nstack_locs, 0, 0},
       {HS_HSNAP_SEC_STACKS, sizeof(struct hs_hsnap_stack), s->nstacks, 0, 0},
-      {HS_HSNAP_SEC_GROUPS, sizeof(struct hs_hsnap_group), s->ngroups, 0, 0}};
-  uint64_t size = HEADER_SIZE + NSECTIONS_WRITTEN * SECTION_SIZE;
-  for (unsigned i = 0; i < NSECTIONS_WRITTEN; i++) {
+      {HS_HSNAP_SEC_GROUPS, sizeof(struct hs_hsnap_group), s->ngroups, 0, 0},
+      {HS_HSNAP_SEC_LEAKS, sizeof(struct hs_hsnap_leak), s->ngroups, 0, 0}};
+  uint64_t size = HEADER_SIZE + nsec * SECTION_SIZE;
+  for (unsigned i = 0; i < nsec; i++) {
     /* Each term is below 2^35 (counts are u32) except groups; cap first. */
     if (sec[i].count > HS_HSNAP_MAX_FILE) {
       errno = EFBIG;
@@ -180,7 +182,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(16, b, H, major, HS_HSNAP_MAJOR);
   PUT(16, b, H, minor, HS_HSNAP_MINOR);
   PUT(32, b, H, header_size, HEADER_SIZE);
-  PUT(32, b, H, nsections, NSECTIONS_WRITTEN);
+  PUT(32, b, H, nsections, nsec);
   PUT(64, b, H, file_size, size);
   PUT(64, b, H, pid, s->pid);
   PUT(64, b, H, time_ns, s->time_ns);
@@ -194,7 +196,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(64, b, H, sample_rate, s->sample_rate);
 
   typedef struct hs_hsnap_section D;
-  for (unsigned i = 0; i < NSECTIONS_WRITTEN; i++) {
+  for (unsigned i = 0; i < nsec; i++) {
     uint8_t *d = b + HEADER_SIZE + i * SECTION_SIZE;
     PUT(32, d, D, type, sec[i].type);
     PUT(32, d, D, record_size, sec[i].record_size);
@@ -264,6 +266,9 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     PUT(64, r, G, size, g->size);
     PUT(64, r, G, count, g->count);
   }
+  for (uint64_t i = 0; nsec > NSECTIONS_WRITTEN && i < s->ngroups; i++)
+    put32(b + sec[6].offset + i * sizeof(struct hs_hsnap_leak),
+          s->group_leak[i]);
 
   PUT(32, b, H, crc, file_crc(b, size));
   *out = b;
@@ -410,6 +415,7 @@ static void snap_free(struct hs_snapshot *s) {
   free(s->stack_locs);
   free(s->stacks);
   free(s->groups);
+  free(s->group_leak);
   if (s->modules.mods)
     for (uint32_t i = 0; i < s->modules.count; i++)
       free(s->modules.mods[i].path);
@@ -511,6 +517,7 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   struct hs_hsnap_section all[HS_HSNAP_MAX_SECTIONS];
   struct hs_hsnap_section sec[HS_HSNAP_SEC_KNOWN + 1];
   int have[HS_HSNAP_SEC_KNOWN + 1] = {0};
+  struct hs_hsnap_section leaks = {0};
   for (uint32_t i = 0; i < nsec; i++) {
     const uint8_t *d = b + header_size + (uint64_t)i * SECTION_SIZE;
     struct hs_hsnap_section e = {
@@ -531,6 +538,20 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
         return fail(r, HS_ECORRUPT,
                     "sections %" PRIu32 " and %" PRIu32 " overlap", j, i);
     all[i] = e;
+    if (e.type == HS_HSNAP_SEC_LEAKS) {
+      /* Optional: checked against the groups once they are read. */
+      if (leaks.type)
+        return fail(r, HS_ECORRUPT, "two leak-class tables");
+      if (e.record_size < sizeof(struct hs_hsnap_leak) ||
+          e.count > e.length / e.record_size ||
+          e.count * e.record_size != e.length)
+        return fail(r, HS_ECORRUPT,
+                    "leak-class table: %" PRIu64 " records of %" PRIu32
+                    " bytes don't match its length of %" PRIu64 " bytes",
+                    e.count, e.record_size, e.length);
+      leaks = e;
+      continue;
+    }
     if (!e.type || e.type > HS_HSNAP_SEC_KNOWN)
       continue; /* a later minor's section: bounds checked, content skipped */
     if (have[e.type])
@@ -738,6 +759,27 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
                 " stacks)",
                 i, g->stack, s->nstacks);
       goto bad;
+    }
+  }
+  if (leaks.type) {
+    if (leaks.count != s->ngroups) {
+      rc = fail(r, HS_ECORRUPT,
+                "leak-class table: %" PRIu64 " records for %" PRIu64
+                " groups",
+                leaks.count, s->ngroups);
+      goto bad;
+    }
+    if (!(s->group_leak = alloc_n(s->ngroups, sizeof *s->group_leak)))
+      goto nomem;
+    for (uint64_t i = 0; i < s->ngroups; i++) {
+      uint32_t k = get32(b + leaks.offset + i * leaks.record_size);
+      if (k >= HS_LEAK_KINDS) {
+        rc = fail(r, HS_ECORRUPT,
+                  "group %" PRIu64 ": leak class %" PRIu32 " (at most %d)", i,
+                  k, HS_LEAK_KINDS - 1);
+        goto bad;
+      }
+      s->group_leak[i] = k;
     }
   }
   *out = s;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../leak/leak.h"
 #include "../trace/trace.h"
 #include "snapshot.h"
 
@@ -225,6 +226,7 @@ void hs_snapshot_free(hs_snapshot_t *s) {
   free(s->stack_locs);
   free(s->stacks);
   free(s->groups);
+  free(s->group_leak);
   for (uint32_t i = 0; i < s->nwrappers; i++)
     free(s->wrappers[i].pattern);
   free(s->wrappers);
@@ -255,6 +257,9 @@ typedef struct collect {
   u64map_t stack_ids;     /* stack id -> snapshot stack index */
   hs_group_t *groups;
   uint64_t ngroups, groups_cap;
+  uint32_t *leaks; /* per group, its HS_LEAK_* class */
+  uint64_t leaks_cap;
+  int leak_checked;
   uint32_t *ids; /* snapshot stack index -> stack id */
   uint64_t nids, ids_cap;
   int err;
@@ -277,8 +282,12 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
     c->ids[c->nids++] = t->stack;
   }
   uint32_t stack = *sidx;
-  for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^ mix64(t->size));;
-       key++) {
+  /* Blocks of one site split by the class the last leak check gave them. */
+  uint32_t leak =
+      t->domain == 0 ? hs__leak_kind_of(t->ptr, t->size, t->stack) : 0;
+  for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^
+                            mix64(t->size ^ ((uint64_t)leak << 56)));
+       ; key++) {
     uint32_t *gi = u64map_slot(&c->groups_by_key, key, &found);
     if (!gi)
       goto oom;
@@ -286,12 +295,17 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
       if (hs__reserve(&c->groups, &c->groups_cap, c->ngroups + 1,
                   sizeof *c->groups) != 0)
         goto oom;
+      if (hs__reserve(&c->leaks, &c->leaks_cap, c->ngroups + 1,
+                      sizeof *c->leaks) != 0)
+        goto oom;
       *gi = (uint32_t)c->ngroups;
+      c->leaks[c->ngroups] = leak;
       c->groups[c->ngroups++] = (hs_group_t){t->domain, stack, t->size, 1};
       return;
     }
     hs_group_t *g = &c->groups[*gi];
-    if (g->domain == t->domain && g->stack == stack && g->size == t->size) {
+    if (g->domain == t->domain && g->stack == stack && g->size == t->size &&
+        c->leaks[*gi] == leak) {
       g->count++;
       return;
     }
@@ -336,7 +350,10 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   if ((rc = read_program(s)) != 0)
     goto done;
 
+  hs__leak_result_lock();
+  c.leak_checked = hs__leak_have_result();
   hs__traces_foreach(collect_one, &c);
+  hs__leak_result_unlock();
   if ((rc = c.err) != 0)
     goto done;
 
@@ -366,14 +383,21 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->nstacks = (uint32_t)c.nids;
   uint64_t kept = 0;
   for (uint64_t g = 0; g < c.ngroups; g++)
-    if (s->raw_n[c.groups[g].stack] != UINT32_MAX)
+    if (s->raw_n[c.groups[g].stack] != UINT32_MAX) {
+      c.leaks[kept] = c.leaks[g];
       c.groups[kept++] = c.groups[g];
+    }
   for (uint64_t i = 0; i < c.nids; i++)
     if (s->raw_n[i] == UINT32_MAX)
       s->raw_n[i] = 0;
   s->groups = c.groups;
   s->ngroups = kept;
   c.groups = NULL;
+  if (c.leak_checked) {
+    /* Never NULL when checked: NULL says "no classes". */
+    s->group_leak = c.leaks ? c.leaks : calloc(1, sizeof *s->group_leak);
+    c.leaks = NULL;
+  }
   rc = hs__modules_capture(&s->modules);
   if (rc == 0)
     rc = hs__modmap_merge_into(&s->modules);
@@ -381,6 +405,7 @@ done:
   u64map_free(&c.groups_by_key);
   u64map_free(&c.stack_ids);
   free(c.groups);
+  free(c.leaks);
   free(c.ids);
   if (rc != 0) {
     hs_snapshot_free(s);
@@ -648,6 +673,7 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   c->stack_locs = NULL;
   c->stacks = NULL;
   c->groups = NULL;
+  c->group_leak = NULL;
   c->wrappers = NULL;
   c->nwrappers = 0;
   c->modules.mods = NULL;
@@ -668,12 +694,17 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   DUP(stack_locs, s->nstack_locs);
   DUP(stacks, s->nstacks);
   DUP(groups, s->ngroups);
+  if (s->group_leak)
+    DUP(group_leak, s->ngroups);
 #undef DUP
   if (keep) {
     uint64_t n = 0;
     for (uint64_t g = 0; g < s->ngroups; g++)
-      if (keep[g])
+      if (keep[g]) {
+        if (c->group_leak)
+          c->group_leak[n] = s->group_leak[g];
         c->groups[n++] = s->groups[g];
+      }
     c->ngroups = n;
   }
   if (hs__modules_copy(&c->modules, &s->modules) != 0)

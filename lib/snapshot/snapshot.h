@@ -81,6 +81,11 @@ struct hs_snapshot {
   hs_group_t *groups;
   uint64_t ngroups;
 
+  uint32_t *group_leak;    /* per group, the HS_LEAK_* class a leak check
+                              gave its blocks; NULL when the snapshot was
+                              taken before any check (or read from a file
+                              without them) */
+
   /* ---- attribution settings (not stored in files) ---- */
   hs_wrapper_t *wrappers;
   uint32_t nwrappers;
