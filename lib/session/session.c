@@ -39,6 +39,8 @@ static struct config {
   int defer;               /* HEAPSNAP_DEFER: 0, 1 (ring) or 2 (+ applier) */
   int unwind;              /* HS_UNWIND_FAST or HS_UNWIND_LIBUNWIND */
   uint64_t sample;         /* 0: every allocation; N: one per N bytes */
+  int leaks;               /* HEAPSNAP_LEAKS: a leak check before the exit
+                              snapshot, which then carries the classes */
 } cfg;
 
 /* HEAPSNAP_FAULT_ALLOC=N fails heapsnap's Nth internal allocation, N+ every
@@ -288,6 +290,8 @@ static int read_config(void) {
   if ((v = getenv("HEAPSNAP_FOLLOW_EXEC")) && *v &&
       parse_bool(v, &cfg.follow_exec))
     BAD("HEAPSNAP_FOLLOW_EXEC", v, "expected 1 or 0");
+  if ((v = getenv("HEAPSNAP_LEAKS")) && *v && parse_bool(v, &cfg.leaks))
+    BAD("HEAPSNAP_LEAKS", v, "expected 0 or 1");
   if ((v = getenv("HEAPSNAP_QUIET")) && *v && parse_bool(v, &cfg.quiet))
     BAD("HEAPSNAP_QUIET", v, "expected 1 or 0");
   if ((v = getenv("HEAPSNAP_DEFER")) && *v) {
@@ -777,8 +781,13 @@ static void session_exit(void) {
   atomic_store(&warm_stop, 1);
   if (joined)
     write_peak();
-  if (cfg.at_exit && hs_is_tracing())
+  if (cfg.at_exit && hs_is_tracing()) {
+    /* The check stops and resumes the other threads itself; a failure
+     * leaves the snapshot without classes, never the exit changed. */
+    if (cfg.leaks)
+      (void)hs_leak_check(NULL);
     write_snapshot(NULL);
+  }
   errno = saved;
   hs__guard_exit();
 }
