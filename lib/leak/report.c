@@ -37,8 +37,11 @@ int hs_snapshot_filter_leaks(hs_snapshot_t *snap, unsigned kinds,
     return HS_EINVAL;
   *out = NULL;
   hs__guard_enter();
-  int rc = HS_ENOMEM;
-  uint8_t *keep = malloc(snap->ngroups ? snap->ngroups : 1);
+  /* A copy is of the symbolized stage only. */
+  int rc = hs__snapshot_symbolize(snap);
+  uint8_t *keep = rc ? NULL : malloc(snap->ngroups ? snap->ngroups : 1);
+  if (!rc && !keep)
+    rc = HS_ENOMEM;
   if (keep) {
     for (uint64_t g = 0; g < snap->ngroups; g++) {
       unsigned k = snap->group_leak ? snap->group_leak[g] : 0;

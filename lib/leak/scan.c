@@ -23,7 +23,8 @@ typedef struct blk {
   uint64_t size;
   uint32_t stack;
   uint8_t state;    /* ST_* while marking, HS_LEAK_* in a kept result */
-  uint8_t readable; /* its bytes lie in readable mappings */
+  uint8_t readable; /* its bytes lie in readable mappings; bit 1: so do
+                       the 8 bytes before it (a malloc chunk's size) */
   uint16_t pad;
 } blk_t;
 _Static_assert(sizeof(blk_t) == 24, "a block is 24 bytes");
@@ -295,6 +296,7 @@ typedef struct scan {
   int safe_blocks;  /* read blocks with safe_read: threads run on */
   char *bounce;     /* 64 KiB for safe reads */
   int overflow;
+  int from_root;    /* scanning a root, not a block */
 } scan_t;
 
 #define BOUNCE (64 * 1024)
@@ -332,11 +334,32 @@ static void push(scan_t *s, size_t i) {
  * from a definite predecessor makes a block reachable, anything else
  * possible; among the lost, any pointer makes a block a member of the
  * clique being built. */
+/* glibc keeps its chunk headers inline: the arena's bins and top (in
+ * libc's data, a root) point at a free chunk's header, which is the next
+ * chunk after a live block and lies inside it when its request used the
+ * chunk's last 8 bytes (40 in a 48-byte chunk). Such a pointer is the
+ * allocator's, not the program's: without this rule a lost block next to
+ * a free chunk would be "possibly lost". */
+static int glibc_next_chunk(const scan_t *s, const blk_t *b, uintptr_t v) {
+  if ((v & 15) || !(b->readable & 2))
+    return 0;
+  uintptr_t hdr;
+  if (s->safe_blocks) {
+    if (safe_read(&hdr, b->ptr - sizeof hdr, sizeof hdr) != sizeof hdr)
+      return 0;
+  } else {
+    hdr = *(const uintptr_t *)(b->ptr - sizeof hdr);
+  }
+  return !(hdr & 2) && v == b->ptr - 2 * sizeof hdr + (hdr & ~(uintptr_t)7);
+}
+
 static inline void consider(scan_t *s, uintptr_t v, int prior_definite) {
   int64_t i = find(s, v);
   if (i < 0)
     return;
   blk_t *b = &s->b[i];
+  if (v != b->ptr && s->from_root && glibc_next_chunk(s, b, v))
+    return;
   if (s->clique >= 0) {
     if (b->state == ST_UNREACHED && i != s->clique) {
       b->state = ST_INDIRECT;
@@ -400,7 +423,9 @@ static void scan_root(scan_t *s, const vec_t *maps, uintptr_t lo,
       continue;
     }
     uintptr_t end = r->hi < hi ? r->hi : hi;
+    s->from_root = 1;
     scan_safe(s, lo, end, 1);
+    s->from_root = 0;
     lo = end;
   }
 }
@@ -437,6 +462,8 @@ static void mark_readable(scan_t *s, const vec_t *maps) {
       k++;
     b->readable = k < maps->n && r[k].lo <= b->ptr &&
                   b->ptr + b->size <= r[k].hi;
+    if (b->readable && b->ptr - r[k].lo >= sizeof(uintptr_t))
+      b->readable |= 2;
   }
 }
 
@@ -532,7 +559,9 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
       }
     }
     drain(s);
+    s->from_root = 1;
     scan_words(s, t->regs, t->nregs, 1);
+    s->from_root = 0;
     drain(s);
   }
   drain(s);
