@@ -51,11 +51,15 @@ HS_HIDDEN void hs__world_resume(hs_leak_world_t *w);
 HS_HIDDEN void hs__leak_own_thread_enter(void);
 HS_HIDDEN void hs__leak_own_thread_exit(void);
 
+/* In a fork child: no stop is in progress there. */
+HS_HIDDEN void hs__world_fork_child(void);
+
 /* The class the last check gave the live block (ptr, size, stack), or
- * HS_LEAK_UNCHECKED; between hs__leak_result_lock and _unlock (a check
- * swaps its result in under that lock). */
-HS_HIDDEN void hs__leak_result_lock(void);
-HS_HIDDEN void hs__leak_result_unlock(void);
+ * HS_LEAK_UNCHECKED; only between hs__leak_result_lock, when it returned 1,
+ * and _unlock (a check swaps its result in under that lock). Before the
+ * first check the lock is not taken (0): there is no result. */
+HS_HIDDEN int hs__leak_result_lock(void);
+HS_HIDDEN void hs__leak_result_unlock(int locked);
 HS_HIDDEN unsigned hs__leak_kind_of(uintptr_t ptr, uint64_t size,
                                     uint32_t stack);
 /* Whether a check's result is kept for the tracing state in force (a

@@ -139,7 +139,7 @@ static int sort_blocks(blk_t *a, size_t n) {
 /* /proc/self/maps, read with plain syscalls into mapped memory while the
  * world is stopped: no thread can unmap anything between the reading and
  * the scan (heapsnap's own threads unmap only their own tables), and no
- * stdio or malloc is needed. Only readable ranges are kept, merged. */
+ * stdio or malloc is needed. Only readable ranges are kept. */
 static int read_maps(vec_t *out) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -178,11 +178,8 @@ static int read_maps(vec_t *out) {
     i = j + 1;
     if (!readable || hi <= lo)
       continue;
-    range_t *last = out->n ? (range_t *)out->p + out->n - 1 : NULL;
-    if (last && last->hi == lo) {
-      last->hi = hi;
-      continue;
-    }
+    /* Not merged with a neighbour: the mapping that holds a stack pointer
+     * bounds that stack (the kernel already merges what it can). */
     range_t *r = vec_push(out);
     if (!r)
       rc = HS_ENOMEM;
@@ -280,6 +277,21 @@ static size_t static_tls_size(void) {
     if (get)
       get(&s, &align);
     size = s ? s : 64 * 1024;
+  }
+  return size;
+}
+
+/* glibc's thread descriptor (struct pthread) sits at the very top of a
+ * thread's stack block, so the block ends at the first page boundary past
+ * it: a tighter top than the mapping's end, which the kernel may have
+ * merged with an anonymous mapping above (heapsnap's own tables among
+ * them, whose words point at every block). libthread_db's symbol says its
+ * size; a page if it is missing. */
+static size_t tcb_size(void) {
+  static size_t size;
+  if (!size) {
+    const unsigned *p = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    size = p && *p && *p < 65536 ? *p : 4096;
   }
   return size;
 }
@@ -460,8 +472,15 @@ static void mark_readable(scan_t *s, const vec_t *maps) {
     blk_t *b = &s->b[i];
     while (k < maps->n && r[k].hi <= b->ptr)
       k++;
-    b->readable = k < maps->n && r[k].lo <= b->ptr &&
-                  b->ptr + b->size <= r[k].hi;
+    b->readable = 0;
+    if (k == maps->n || r[k].lo > b->ptr)
+      continue;
+    /* A large block may span mappings that touch (mremap'd, split). */
+    size_t e = k;
+    while (b->ptr + b->size > r[e].hi && e + 1 < maps->n &&
+           r[e + 1].lo == r[e].hi)
+      e++;
+    b->readable = b->ptr + b->size <= r[e].hi;
     if (b->readable && b->ptr - r[k].lo >= sizeof(uintptr_t))
       b->readable |= 2;
   }
@@ -475,8 +494,21 @@ static size_t nresult, result_bytes;
 static unsigned result_state; /* tracing state it was taken under */
 static int have_result;
 
-void hs__leak_result_lock(void) { pthread_mutex_lock(&result_mu); }
-void hs__leak_result_unlock(void) { pthread_mutex_unlock(&result_mu); }
+/* Set (for good) by the first check, with the fork handlers that keep
+ * result_mu consistent in a child. Before it no result exists, and a
+ * snapshot takes no lock a fork could leave held. */
+static int result_in_use;
+
+int hs__leak_result_lock(void) {
+  if (!__atomic_load_n(&result_in_use, __ATOMIC_ACQUIRE))
+    return 0;
+  pthread_mutex_lock(&result_mu);
+  return 1;
+}
+void hs__leak_result_unlock(int locked) {
+  if (locked)
+    pthread_mutex_unlock(&result_mu);
+}
 
 int hs__leak_have_result(void) {
   return __atomic_load_n(&have_result, __ATOMIC_ACQUIRE) &&
@@ -506,6 +538,26 @@ unsigned hs__leak_kind_of(uintptr_t ptr, uint64_t size, uint32_t stack) {
 static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_leak_world_t world; /* by check_mu */
 
+/* fork: result_mu is held across it (its sections are short, and a
+ * snapshot holding it is waited for before the trace layer's own handlers,
+ * registered earlier and so run later, take the table locks it may wait
+ * on). The checking thread does not exist in a child: its lock and the
+ * stop word are made anew there. */
+static void fork_prepare(void) { pthread_mutex_lock(&result_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&result_mu); }
+static void fork_child(void) {
+  pthread_mutex_unlock(&result_mu);
+  pthread_mutex_init(&check_mu, NULL);
+  hs__world_fork_child();
+}
+
+static void use_result(void) {
+  if (__atomic_load_n(&result_in_use, __ATOMIC_ACQUIRE))
+    return;
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  __atomic_store_n(&result_in_use, 1, __ATOMIC_RELEASE);
+}
+
 static const uint8_t final_kind[] = {
     [ST_UNREACHED] = HS_LEAK_DEFINITE, [ST_POSSIBLE] = HS_LEAK_POSSIBLE,
     [ST_REACHABLE] = HS_LEAK_REACHABLE, [ST_INDIRECT] = HS_LEAK_INDIRECT};
@@ -530,7 +582,7 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
     scan_root(s, maps, m[i].lo, m[i].hi);
     drain(s);
   }
-  size_t tls = static_tls_size();
+  size_t tls = static_tls_size(), tcb = tcb_size();
   for (unsigned i = 0; i < world.n; i++) {
     hs_leak_thread_t *t = &world.t[i];
     if (atomic_load(&t->state) != HS_LT_PARKED)
@@ -540,6 +592,11 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
     uintptr_t sp = t->sp > 128 ? t->sp - 128 : t->sp;
     const range_t *st = region_of(maps, t->sp);
     uintptr_t top = st ? st->hi : 0;
+    if (st && t->tp > t->sp && t->tp < top) {
+      uintptr_t end = (t->tp + tcb + 4095) & ~(uintptr_t)4095;
+      if (end < top)
+        top = end;
+    }
     if (st) {
       if (sp < st->lo)
         sp = st->lo;
@@ -593,8 +650,10 @@ int hs_leak_check(hs_leak_summary_t *out) {
         maps = {.elem = sizeof(range_t)};
   scan_t s = {0};
   long t0 = 0, t1 = 0;
+  use_result();
   probe_vm_read();
   (void)static_tls_size();
+  (void)tcb_size();
   /* Before the stop: the table copy takes its shard locks (a stopped
    * thread may hold one) and dl_iterate_phdr the loader's lock. */
   hs__traces_foreach(copy_one, &blocks);

@@ -301,6 +301,13 @@ int hs__world_stop(hs_leak_world_t *w, uintptr_t caller_sp) {
   return 0;
 }
 
+void hs__world_fork_child(void) {
+  if (atomic_load(&stop_word) & 1)
+    atomic_fetch_add(&stop_word, 1);
+  atomic_store(&in_handler, 0);
+  atomic_store(&cur_world, NULL);
+}
+
 void hs__world_resume(hs_leak_world_t *w) {
   (void)w;
   atomic_fetch_add(&stop_word, 1); /* even: running */

@@ -283,8 +283,9 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
   }
   uint32_t stack = *sidx;
   /* Blocks of one site split by the class the last leak check gave them. */
-  uint32_t leak =
-      t->domain == 0 ? hs__leak_kind_of(t->ptr, t->size, t->stack) : 0;
+  uint32_t leak = c->leak_checked && t->domain == 0
+                      ? hs__leak_kind_of(t->ptr, t->size, t->stack)
+                      : 0;
   for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^
                             mix64(t->size ^ ((uint64_t)leak << 56)));
        ; key++) {
@@ -350,10 +351,10 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   if ((rc = read_program(s)) != 0)
     goto done;
 
-  hs__leak_result_lock();
-  c.leak_checked = hs__leak_have_result();
+  int locked = hs__leak_result_lock();
+  c.leak_checked = locked && hs__leak_have_result();
   hs__traces_foreach(collect_one, &c);
-  hs__leak_result_unlock();
+  hs__leak_result_unlock(locked);
   if ((rc = c.err) != 0)
     goto done;
 
