@@ -352,8 +352,10 @@ typedef struct hs_leak_summary {
   uint32_t threads;        /* threads whose stack and registers were scanned */
   uint32_t threads_missed; /* threads that did not stop within 1 s (or past
                               the table of 4,096): their stacks are not roots */
-  int partial;             /* threads_missed > 0, or a root could not be read:
-                              losses may be overstated */
+  int partial;             /* threads_missed > 0, a stack could not be found,
+                              or tracing is sampled (blocks reached only
+                              through unsampled ones look lost): losses may
+                              be overstated */
   uint64_t scan_ns;        /* from the stop to the resume */
 } hs_leak_summary_t;
 

@@ -685,7 +685,9 @@ int hs_leak_check(hs_leak_summary_t *out) {
   t1 = mono_ns();
   if (rc != 0)
     goto out;
-  if (world.missed || s.overflow)
+  /* Sampled tracing knows a fraction of the blocks: pointers through the
+   * others are not followed, so what they hold looks lost. */
+  if (world.missed || s.overflow || hs_get_sample_rate())
     partial = 1;
   hs_leak_summary_t sum = {0};
   for (size_t i = 0; i < s.n; i++) {
