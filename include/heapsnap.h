@@ -505,6 +505,78 @@ HS_API int hs_traceback_format(const hs_frame_t *frames, size_t nframe,
                                int limit, int most_recent_first, char *buf,
                                size_t len);
 
+/* ---- Leak check (valgrind memcheck's verdicts, LeakSanitizer's scan) ---- */
+
+/* A live block's class after a check, in valgrind's words:
+ *   DEFINITE  "definitely lost": no pointer to its start or inside it was
+ *             found in the roots or in any block reachable from them;
+ *   INDIRECT  "indirectly lost": pointed to only from lost blocks;
+ *   POSSIBLE  "possibly lost": reached from the roots, but only through a
+ *             chain with at least one interior pointer;
+ *   REACHABLE "still reachable": a chain of start pointers leads to it.
+ * UNCHECKED: no check classified it (allocated after the last check, or
+ * the check did not run). */
+typedef enum hs_leak_kind {
+  HS_LEAK_UNCHECKED = 0,
+  HS_LEAK_DEFINITE = 1,
+  HS_LEAK_INDIRECT = 2,
+  HS_LEAK_POSSIBLE = 3,
+  HS_LEAK_REACHABLE = 4,
+  HS_LEAK_SUPPRESSED = 5 /* a loss matched by a suppression (reports only) */
+} hs_leak_kind_t;
+#define HS_LEAK_KINDS 6
+
+typedef struct hs_leak_summary {
+  uint64_t bytes[HS_LEAK_KINDS];  /* indexed by hs_leak_kind_t */
+  uint64_t blocks[HS_LEAK_KINDS];
+  uint32_t threads;        /* threads whose stack and registers were scanned */
+  uint32_t threads_missed; /* threads that did not stop within 1 s (or past
+                              the table of 4,096): their stacks are not roots */
+  int partial;             /* threads_missed > 0, a stack could not be found,
+                              or tracing is sampled (blocks reached only
+                              through unsampled ones look lost): losses may
+                              be overstated */
+  uint64_t scan_ns;        /* from the stop to the resume */
+} hs_leak_summary_t;
+
+/* Stops every other thread of the process (a real-time signal parks it in a
+ * handler that saves its registers), scans conservatively from the roots -
+ * writable segments of every loaded module except heapsnap's, each thread's
+ * stack from its stack pointer up (glibc's static TLS and thread descriptor
+ * lie there), the main thread's static TLS, every thread's registers - and
+ * classifies each live heap block (domain 0). The threads are resumed before
+ * it returns, whatever failed. Snapshots taken afterwards carry each block's
+ * class. Heap memory heapsnap uses for this is mapped, not allocated
+ * (about 28 bytes per live block, released at the next check or hs_stop).
+ * out may be NULL. Returns 0, HS_ENOTTRACING or HS_ENOMEM. */
+HS_API int hs_leak_check(hs_leak_summary_t *out);
+
+/* The classes a snapshot holds (all blocks UNCHECKED when it was taken
+ * before any check, or loaded from a file without them). Returns 1 when the
+ * snapshot carries classes, else 0. */
+HS_API int hs_snapshot_leak_summary(const hs_snapshot_t *snap,
+                                    hs_leak_summary_t *out);
+
+/* A new snapshot with the blocks whose class is in kinds, a mask of
+ * (1u << HS_LEAK_*): statistics of it group one class by any key.
+ * Returns 0, HS_EINVAL or HS_ENOMEM. Caller frees with hs_snapshot_free(). */
+HS_API int hs_snapshot_filter_leaks(hs_snapshot_t *snap, unsigned kinds,
+                                    hs_snapshot_t **out);
+
+/* Suppressions, as valgrind's: a file of lines "fun:PATTERN" (a function of
+ * the block's stack) and "obj:PATTERN" (its module's path or file name),
+ * fnmatch patterns; '#' starts a comment, "{", "}" and names between are
+ * ignored, so the bodies of valgrind suppressions read as single lines.
+ * A lost block (definite, indirect or possible) any of whose frames matches
+ * any line becomes HS_LEAK_SUPPRESSED in snap. Returns the number of blocks
+ * suppressed, or HS_EIO (err says why), HS_EINVAL, HS_ENOMEM. */
+HS_API int64_t hs_snapshot_leak_suppress(hs_snapshot_t *snap, const char *path,
+                                         char *err, size_t errlen);
+
+/* "definitely lost", "indirectly lost", "possibly lost", "still reachable",
+ * "suppressed", "unchecked" (static strings). */
+HS_API const char *hs_leak_kind_name(int kind);
+
 #ifdef __cplusplus
 }
 #endif

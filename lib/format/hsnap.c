@@ -26,7 +26,7 @@
 #define CRC_OFF offsetof(struct hs_hsnap_header, crc)
 #define HEADER_SIZE sizeof(struct hs_hsnap_header)
 #define SECTION_SIZE sizeof(struct hs_hsnap_section)
-#define NSECTIONS_MAX 7u
+#define NSECTIONS_MAX 8u /* the required six, counters, leak classes */
 
 /* ---- little-endian fields ---- */
 
@@ -148,9 +148,11 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     const char *p = s->modules.mods[i].path;
     strtab_len += (p ? strlen(p) : 0) + 1;
   }
-  /* The counters are written when the snapshot has them (a file from
-   * before 1.2, loaded and written again, has none). */
-  const unsigned nsec_written = s->ctrs ? 7u : 6u;
+  /* The required six, then the optional ones the snapshot has: the churn
+   * counters (a file from before 1.2, loaded and written again, has none)
+   * and the leak classes (only after a leak check). */
+  const unsigned ci = 6, li = s->ctrs ? 7u : 6u;
+  const unsigned nsec = li + (s->group_leak ? 1u : 0u);
   struct hs_hsnap_section sec[NSECTIONS_MAX] = {
       {HS_HSNAP_SEC_STRTAB, 1, strtab_len, 0, 0},
       {HS_HSNAP_SEC_MODULES, sizeof(struct hs_hsnap_module), s->modules.count,
@@ -161,8 +163,11 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
       {HS_HSNAP_SEC_GROUPS, sizeof(struct hs_hsnap_group), s->ngroups, 0, 0},
       {HS_HSNAP_SEC_COUNTERS, sizeof(struct hs_hsnap_counters), s->nstacks, 0,
        0}};
-  uint64_t size = HEADER_SIZE + nsec_written * SECTION_SIZE;
-  for (unsigned i = 0; i < nsec_written; i++) {
+  if (s->group_leak)
+    sec[li] = (struct hs_hsnap_section){
+        HS_HSNAP_SEC_LEAKS, sizeof(struct hs_hsnap_leak), s->ngroups, 0, 0};
+  uint64_t size = HEADER_SIZE + nsec * SECTION_SIZE;
+  for (unsigned i = 0; i < nsec; i++) {
     /* Each term is below 2^35 (counts are u32) except groups; cap first. */
     if (sec[i].count > HS_HSNAP_MAX_FILE) {
       errno = EFBIG;
@@ -187,7 +192,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(16, b, H, major, HS_HSNAP_MAJOR);
   PUT(16, b, H, minor, HS_HSNAP_MINOR);
   PUT(32, b, H, header_size, HEADER_SIZE);
-  PUT(32, b, H, nsections, nsec_written);
+  PUT(32, b, H, nsections, nsec);
   PUT(64, b, H, file_size, size);
   PUT(64, b, H, pid, s->pid);
   PUT(64, b, H, time_ns, s->time_ns);
@@ -202,7 +207,7 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
   PUT(64, b, H, temporary_ns, s->temp_ns);
 
   typedef struct hs_hsnap_section D;
-  for (unsigned i = 0; i < nsec_written; i++) {
+  for (unsigned i = 0; i < nsec; i++) {
     uint8_t *d = b + HEADER_SIZE + i * SECTION_SIZE;
     PUT(32, d, D, type, sec[i].type);
     PUT(32, d, D, record_size, sec[i].record_size);
@@ -272,11 +277,14 @@ int hs__hsnap_encode(const struct hs_snapshot *s, uint8_t **out,
     PUT(64, r, G, size, g->size);
     PUT(64, r, G, count, g->count);
   }
+  for (uint64_t i = 0; s->group_leak && i < s->ngroups; i++)
+    put32(b + sec[li].offset + i * sizeof(struct hs_hsnap_leak),
+          s->group_leak[i]);
 
   typedef struct hs_hsnap_counters C;
   for (uint32_t i = 0; s->ctrs && i < s->nstacks; i++) {
     const hs_snap_ctr_t *k = &s->ctrs[i];
-    uint8_t *r = b + sec[6].offset + (uint64_t)i * sizeof(C);
+    uint8_t *r = b + sec[ci].offset + (uint64_t)i * sizeof(C);
     PUT(64, r, C, allocs, k->allocs);
     PUT(64, r, C, bytes, k->bytes);
     PUT(64, r, C, frees, k->frees);
@@ -432,6 +440,7 @@ static void snap_free(struct hs_snapshot *s) {
   free(s->stacks);
   free(s->groups);
   free(s->ctrs);
+  free(s->group_leak);
   if (s->modules.mods)
     for (uint32_t i = 0; i < s->modules.count; i++)
       free(s->modules.mods[i].path);
@@ -535,6 +544,7 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
   struct hs_hsnap_section all[HS_HSNAP_MAX_SECTIONS];
   struct hs_hsnap_section sec[HS_HSNAP_SEC_KNOWN + 1];
   int have[HS_HSNAP_SEC_KNOWN + 1] = {0};
+  struct hs_hsnap_section leaks = {0};
   for (uint32_t i = 0; i < nsec; i++) {
     const uint8_t *d = b + header_size + (uint64_t)i * SECTION_SIZE;
     struct hs_hsnap_section e = {
@@ -555,6 +565,20 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
         return fail(r, HS_ECORRUPT,
                     "sections %" PRIu32 " and %" PRIu32 " overlap", j, i);
     all[i] = e;
+    if (e.type == HS_HSNAP_SEC_LEAKS) {
+      /* Optional: checked against the groups once they are read. */
+      if (leaks.type)
+        return fail(r, HS_ECORRUPT, "two leak-class tables");
+      if (e.record_size < sizeof(struct hs_hsnap_leak) ||
+          e.count > e.length / e.record_size ||
+          e.count * e.record_size != e.length)
+        return fail(r, HS_ECORRUPT,
+                    "leak-class table: %" PRIu64 " records of %" PRIu32
+                    " bytes don't match its length of %" PRIu64 " bytes",
+                    e.count, e.record_size, e.length);
+      leaks = e;
+      continue;
+    }
     if (!e.type || e.type > HS_HSNAP_SEC_KNOWN)
       continue; /* a later minor's section: bounds checked, content skipped */
     if (have[e.type])
@@ -789,6 +813,27 @@ static int parse(const struct rd *r, struct hs_snapshot **out) {
       k->temp_time = GET(64, p, C, temporary_time);
       for (int j = 0; j < 32 && j < HS_LIFETIME_BUCKETS; j++)
         k->hist[j] = get64(p + offsetof(C, lifetime) + 8 * j);
+    }
+  }
+  if (leaks.type) {
+    if (leaks.count != s->ngroups) {
+      rc = fail(r, HS_ECORRUPT,
+                "leak-class table: %" PRIu64 " records for %" PRIu64
+                " groups",
+                leaks.count, s->ngroups);
+      goto bad;
+    }
+    if (!(s->group_leak = alloc_n(s->ngroups, sizeof *s->group_leak)))
+      goto nomem;
+    for (uint64_t i = 0; i < s->ngroups; i++) {
+      uint32_t k = get32(b + leaks.offset + i * leaks.record_size);
+      if (k >= HS_LEAK_KINDS) {
+        rc = fail(r, HS_ECORRUPT,
+                  "group %" PRIu64 ": leak class %" PRIu32 " (at most %d)", i,
+                  k, HS_LEAK_KINDS - 1);
+        goto bad;
+      }
+      s->group_leak[i] = k;
     }
   }
   *out = s;

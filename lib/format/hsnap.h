@@ -90,6 +90,16 @@ enum hs_hsnap_sec_type {
   HS_HSNAP_SEC_REQUIRED = 6    /* types 1..this must be present */
 };
 
+/* Optional, in any 1.x file: one record per group, the class a leak check
+ * gave its blocks. Written only by a snapshot taken after a check; readers
+ * that do not know it skip it (types past HS_HSNAP_SEC_KNOWN). A number far
+ * from the next minors' so that sections added meanwhile do not meet it. */
+#define HS_HSNAP_SEC_LEAKS 32u
+struct hs_hsnap_leak {
+  uint32_t kind; /* HS_LEAK_* (heapsnap.h), 0..HS_LEAK_KINDS-1 */
+};
+_Static_assert(sizeof(struct hs_hsnap_leak) == 4, "leak record is 4");
+
 /* A module loaded when the snapshot was taken, sorted by start. */
 struct hs_hsnap_module {
   uint32_t path;         /* string ref of the ELF path (never HS_NOSTR) */

@@ -43,6 +43,7 @@ static const hs_opt_t opts[] = {
     {"WRAPPERS", "wrapper", HS_OPT_LIST, 0, 0, NULL,
      "expected function names, file:PATH or module:NAME, separated by "
      "commas, none empty"},
+    {"LEAKS", NULL, HS_OPT_BOOL, 0, 0, NULL, BOOL_TOLD},
     {"HTTP", "http", HS_OPT_ADDR, 0, 0, NULL,
      "expected [IP:]PORT, [IPV6]:PORT or unix:PATH"},
 };

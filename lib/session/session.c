@@ -41,6 +41,8 @@ static struct config {
   int defer;               /* HEAPSNAP_DEFER: 0, 1 (ring) or 2 (+ applier) */
   int unwind;              /* HS_UNWIND_FAST or HS_UNWIND_LIBUNWIND */
   uint64_t sample;         /* 0: every allocation; N: one per N bytes */
+  int leaks;               /* HEAPSNAP_LEAKS: a leak check before the exit
+                              snapshot, which then carries the classes */
 } cfg;
 
 /* HEAPSNAP_FAULT_ALLOC=N fails heapsnap's Nth internal allocation, N+ every
@@ -207,6 +209,7 @@ static int read_config(void) {
   SETTING("FAULT_ALLOC",
           fault.at = x.u; fault.from = (int)x.i; fault.on = 1)
   SETTING("WRAPPERS", if (add_wrappers(x.s) != 0) return -1)
+  SETTING("LEAKS", cfg.leaks = (int)x.i)
 #undef SETTING
   return 0;
 }
@@ -648,8 +651,13 @@ static void session_exit(void) {
   atomic_store(&warm_stop, 1);
   if (joined)
     write_peak();
-  if (cfg.at_exit && hs_is_tracing())
+  if (cfg.at_exit && hs_is_tracing()) {
+    /* The check stops and resumes the other threads itself; a failure
+     * leaves the snapshot without classes, never the exit changed. */
+    if (cfg.leaks)
+      (void)hs_leak_check(NULL);
     write_snapshot(NULL);
+  }
   errno = saved;
   hs__guard_exit();
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../leak/leak.h"
 #include "../trace/trace.h"
 #include "snapshot.h"
 
@@ -249,6 +250,7 @@ void hs_snapshot_free(hs_snapshot_t *s) {
   free(s->stacks);
   free(s->groups);
   free(s->ctrs);
+  free(s->group_leak);
   for (uint32_t i = 0; i < s->nwrappers; i++)
     free(s->wrappers[i].pattern);
   free(s->wrappers);
@@ -282,6 +284,9 @@ typedef struct collect {
   u64map_t stack_ids;     /* stack id -> snapshot stack index */
   hs_group_t *groups;
   uint64_t ngroups, groups_cap;
+  uint32_t *leaks; /* per group, its HS_LEAK_* class */
+  uint64_t leaks_cap;
+  int leak_checked;
   uint32_t *ids; /* snapshot stack index -> stack id */
   uint64_t nids, ids_cap;
   hs_snap_ctr_t *ctrs; /* snapshot stack index -> churn */
@@ -306,8 +311,13 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
     c->ids[c->nids++] = t->stack;
   }
   uint32_t stack = *sidx;
-  for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^ mix64(t->size));;
-       key++) {
+  /* Blocks of one site split by the class the last leak check gave them. */
+  uint32_t leak = c->leak_checked && t->domain == 0
+                      ? hs__leak_kind_of(t->ptr, t->size, t->stack)
+                      : 0;
+  for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^
+                            mix64(t->size ^ ((uint64_t)leak << 56)));
+       ; key++) {
     uint32_t *gi = u64map_slot(&c->groups_by_key, key, &found);
     if (!gi)
       goto oom;
@@ -315,12 +325,17 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
       if (hs__reserve(&c->groups, &c->groups_cap, c->ngroups + 1,
                   sizeof *c->groups) != 0)
         goto oom;
+      if (hs__reserve(&c->leaks, &c->leaks_cap, c->ngroups + 1,
+                      sizeof *c->leaks) != 0)
+        goto oom;
       *gi = (uint32_t)c->ngroups;
+      c->leaks[c->ngroups] = leak;
       c->groups[c->ngroups++] = (hs_group_t){t->domain, stack, t->size, 1};
       return;
     }
     hs_group_t *g = &c->groups[*gi];
-    if (g->domain == t->domain && g->stack == stack && g->size == t->size) {
+    if (g->domain == t->domain && g->stack == stack && g->size == t->size &&
+        c->leaks[*gi] == leak) {
       g->count++;
       return;
     }
@@ -404,7 +419,10 @@ int hs_take_snapshot(hs_snapshot_t **out) {
     goto done;
 
   s->temp_ns = hs_get_temporary_threshold();
+  int locked = hs__leak_result_lock();
+  c.leak_checked = locked && hs__leak_have_result();
   hs__traces_foreach(collect_one, &c);
+  hs__leak_result_unlock(locked);
   if (c.err == 0)
     hs__stacks_foreach(collect_ctr, &c);
   if ((rc = c.err) != 0)
@@ -447,8 +465,10 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->nstacks = (uint32_t)c.nids;
   uint64_t kept = 0;
   for (uint64_t g = 0; g < c.ngroups; g++)
-    if (s->raw_n[c.groups[g].stack] != UINT32_MAX)
+    if (s->raw_n[c.groups[g].stack] != UINT32_MAX) {
+      c.leaks[kept] = c.leaks[g];
       c.groups[kept++] = c.groups[g];
+    }
   for (uint64_t i = 0; i < c.nids; i++)
     if (s->raw_n[i] == UINT32_MAX) {
       s->raw_n[i] = 0;
@@ -459,6 +479,11 @@ int hs_take_snapshot(hs_snapshot_t **out) {
   s->groups = c.groups;
   s->ngroups = kept;
   c.groups = NULL;
+  if (c.leak_checked) {
+    /* Never NULL when checked: NULL says "no classes". */
+    s->group_leak = c.leaks ? c.leaks : calloc(1, sizeof *s->group_leak);
+    c.leaks = NULL;
+  }
   rc = hs__modules_capture(&s->modules);
   if (rc == 0)
     rc = hs__modmap_merge_into(&s->modules);
@@ -466,6 +491,7 @@ done:
   u64map_free(&c.groups_by_key);
   u64map_free(&c.stack_ids);
   free(c.groups);
+  free(c.leaks);
   free(c.ids);
   free(c.ctrs);
   if (rc != 0) {
@@ -797,12 +823,17 @@ int hs__snapshot_copy(const struct hs_snapshot *s, const uint8_t *keep,
   DUP(groups, s->ngroups);
   if (s->ctrs)
     DUP(ctrs, s->nstacks);
+  if (s->group_leak)
+    DUP(group_leak, s->ngroups);
 #undef DUP
   if (keep) {
     uint64_t n = 0;
     for (uint64_t g = 0; g < s->ngroups; g++)
-      if (keep[g])
+      if (keep[g]) {
+        if (c->group_leak)
+          c->group_leak[n] = s->group_leak[g];
         c->groups[n++] = s->groups[g];
+      }
     c->ngroups = n;
     /* keep's tail, one byte per stack, says whose churn stays. */
     for (uint32_t i = 0; c->ctrs && i < s->nstacks; i++)

@@ -103,6 +103,11 @@ struct hs_snapshot {
                           no group */
   uint64_t temp_ns;    /* the temporary-by-time threshold in force */
 
+  uint32_t *group_leak;    /* per group, the HS_LEAK_* class a leak check
+                              gave its blocks; NULL when the snapshot was
+                              taken before any check (or read from a file
+                              without them) */
+
   /* ---- attribution settings (not stored in files) ---- */
   hs_wrapper_t *wrappers; /* protected by settings_lock */
   uint32_t nwrappers;     /* protected by settings_lock */

@@ -173,13 +173,15 @@ uint64_t hs_get_temporary_threshold(void) {
 static __thread uintptr_t last_ptr __attribute__((tls_model("initial-exec")));
 static __thread int64_t last_mark __attribute__((tls_model("initial-exec")));
 
+/* Kept complemented (never a user-space address): the leak check scans
+ * TLS as a root, and a plain copy would make this block look referenced. */
 static inline void note_alloc(uintptr_t ptr) {
-  last_ptr = ptr;
+  last_ptr = ~ptr;
   last_mark = hs__sample_left;
 }
 
 static inline unsigned free_flags(uintptr_t ptr) {
-  unsigned f = ptr == last_ptr && hs__sample_left == last_mark
+  unsigned f = ~ptr == last_ptr && hs__sample_left == last_mark
                    ? HS_FREE_TEMP
                    : 0;
   last_ptr = 0;

@@ -5,7 +5,8 @@ _heapsnap() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local opts="--frames --output --signal --interval --every-bytes --at-peak
     --no-at-exit --sample --http --wrapper --no-follow --no-follow-fork
-    --no-follow-exec --top --quiet --help --version -n -o -w -q -h -V"
+    --no-follow-exec --top --quiet --help --version -n -o -w -q -h -V
+    --leaks --suppressions"
   COMPREPLY=()
   if [ "$COMP_CWORD" = 1 ]; then
     COMPREPLY=($(compgen -W "run --help --version" -- "$cur"))
@@ -24,7 +25,7 @@ _heapsnap() {
     fi
   done
   case $prev in
-  -o | --output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  -o | --output | --suppressions) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   --signal) COMPREPLY=($(compgen -W "USR1 USR2 HUP PROF URG WINCH" -- "$cur")); return ;;
   --sample) COMPREPLY=($(compgen -W "default 0" -- "$cur")); return ;;
   -n | --frames | --interval | --every-bytes | --top | -w | --wrapper | --http) return ;;

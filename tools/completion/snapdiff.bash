@@ -4,12 +4,13 @@
 _snapdiff() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local opts="--by --cumulative --top --include --exclude --domain --wrapper
-    --raw --format --output --timeline --help --version -o -h -V"
+    --raw --format --output --timeline --help --version -o -h -V
+    --leaks --suppressions"
   COMPREPLY=()
   case $prev in
   --by) COMPREPLY=($(compgen -W "lineno filename function traceback" -- "$cur")); return ;;
   --format) COMPREPLY=($(compgen -W "text json csv folded pprof html" -- "$cur")); return ;;
-  -o | --output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  -o | --output | --suppressions) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   --top | --include | --exclude | --domain | --wrapper) return ;;
   esac
   if [[ $cur == -* ]]; then

@@ -65,6 +65,11 @@ static void usage(FILE *f) {
 "      --no-follow-fork  do not trace forked children\n"
 "      --no-follow-exec  do not trace programs started with exec\n"
 "      --top N           sites in the final report (default 10, 0 = none)\n"
+"      --leaks           check for leaks at exit (stop the threads, scan from\n"
+"                        the roots as LeakSanitizer does); the report shows\n"
+"                        definitely lost first, in valgrind's words\n"
+"      --suppressions F  leaks matching F's fun:/obj: lines are suppressed\n"
+"                        in the report (also HEAPSNAP_SUPPRESSIONS)\n"
 "  -q, --quiet           no report at the end\n"
 "  -h, --help            this help\n"
 "  -V, --version         the version\n"
@@ -74,7 +79,7 @@ static void usage(FILE *f) {
 "  HEAPSNAP_EVERY_BYTES, HEAPSNAP_AT_PEAK, HEAPSNAP_PEAK_INTERVAL,\n"
 "  HEAPSNAP_AT_EXIT, HEAPSNAP_WRAPPERS, HEAPSNAP_SAMPLE, HEAPSNAP_FOLLOW_FORK,\n"
 "  HEAPSNAP_FOLLOW_EXEC, HEAPSNAP_DEFER, HEAPSNAP_UNWIND, HEAPSNAP_WARM,\n"
-"  HEAPSNAP_HTTP, HEAPSNAP_HTTP_FILE (docs/pprof-endpoint.md).\n"
+"  HEAPSNAP_HTTP, HEAPSNAP_HTTP_FILE (docs/pprof-endpoint.md), HEAPSNAP_LEAKS.\n"
 "  See docs/launcher.md.\n");
 }
 
@@ -284,6 +289,53 @@ static int cmp_long(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* --suppressions (or HEAPSNAP_SUPPRESSIONS): applied to the exit report. */
+static const char *suppressions;
+
+/* The leak check's verdict, when the snapshot carries one: valgrind's
+ * summary, then the definitely lost sites (what to fix first), then the
+ * other classes. */
+static void leak_report(hs_snapshot_t *s, const char *pick, int top) {
+  char err[512];
+  hs_leak_summary_t sum;
+  if (!hs_snapshot_leak_summary(s, &sum))
+    return;
+  if (suppressions) {
+    int64_t n = hs_snapshot_leak_suppress(s, suppressions, err, sizeof err);
+    if (n < 0)
+      fprintf(stderr, "%s: %s\n", me, *err ? err : hs_strerror((int)n));
+    hs_snapshot_leak_summary(s, &sum);
+  }
+  static const int order[] = {HS_LEAK_DEFINITE, HS_LEAK_INDIRECT,
+                              HS_LEAK_POSSIBLE, HS_LEAK_REACHABLE,
+                              HS_LEAK_SUPPRESSED};
+  fprintf(stderr, "%s: leak check at exit (%s):\n", me, pick);
+  for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+    fprintf(stderr, "%s:   %15s: %llu bytes in %llu blocks\n", me,
+            hs_leak_kind_name(order[k]),
+            (unsigned long long)sum.bytes[order[k]],
+            (unsigned long long)sum.blocks[order[k]]);
+  for (size_t k = 0; k < 3; k++) {
+    hs_snapshot_t *f;
+    hs_statistics_t *st;
+    if (!sum.blocks[order[k]] ||
+        hs_snapshot_filter_leaks(s, 1u << order[k], &f) != 0)
+      continue;
+    if (hs_snapshot_statistics(f, HS_KEY_LINENO, 0, &st) == 0) {
+      fprintf(stderr, "%s: %s, by line:\n", me, hs_leak_kind_name(order[k]));
+      for (size_t i = 0; i < hs_statistics_count(st) && i < (size_t)top;
+           i++) {
+        char line[4096];
+        hs_statistic_format(hs_statistics_get(st, i), HS_KEY_LINENO, line,
+                            sizeof line);
+        fprintf(stderr, "%s:   #%zu %s\n", me, i + 1, line);
+      }
+      hs_statistics_free(st);
+    }
+    hs_snapshot_free(f);
+  }
+}
+
 /* The final report is about the program the launcher started: its own
  * snapshots (the child's pid, which an exec'd image keeps) and the top
  * sites of its newest one. Every other process that wrote files is
@@ -358,6 +410,7 @@ static void report(const char *tmpl, time_t start, const found_t *before,
   if (!pick || top <= 0) {
     /* nothing of the program's own to show */
   } else if (hs_snapshot_load(pick, &s, err, sizeof err) == 0) {
+    leak_report(s, pick, top);
     hs_statistics_t *st;
     hs_statistics_info_t si;
     if (hs_snapshot_statistics(s, HS_KEY_LINENO, 0, &st) == 0 &&
@@ -396,7 +449,7 @@ static int setenv_checked(const char *k, const char *v) {
 int main(int argc, char **argv) {
   enum {
     O_SIGNAL = 256, O_INTERVAL, O_EVERY, O_PEAK, O_NOEXIT, O_NOFOLLOW,
-    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE, O_HTTP
+    O_NOFORK, O_NOEXEC, O_TOP, O_SAMPLE, O_HTTP, O_LEAKS, O_SUPPRESSIONS
   };
   static const struct option opts[] = {
       {"frames", required_argument, 0, 'n'},
@@ -413,6 +466,8 @@ int main(int argc, char **argv) {
       {"top", required_argument, 0, O_TOP},
       {"sample", required_argument, 0, O_SAMPLE},
       {"http", required_argument, 0, O_HTTP},
+      {"leaks", no_argument, 0, O_LEAKS},
+      {"suppressions", required_argument, 0, O_SUPPRESSIONS},
       {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
@@ -439,7 +494,7 @@ int main(int argc, char **argv) {
   char wrappers[8192] = "";
   const char *signal_name = NULL, *interval = NULL, *every = NULL,
              *sample = NULL, *http = NULL;
-  int at_peak = 0, at_exit = 1, follow_fork = 1, follow_exec = 1;
+  int at_peak = 0, at_exit = 1, leaks = 0, follow_fork = 1, follow_exec = 1;
   optind = 2;
   int c;
   hs_optval_t x;
@@ -483,6 +538,8 @@ int main(int argc, char **argv) {
       sample = optarg;
       break;
     case O_NOEXIT: at_exit = 0; break;
+    case O_LEAKS: leaks = 1; break;
+    case O_SUPPRESSIONS: suppressions = optarg; break;
     case 'w':
       if (checked("WRAPPERS", optarg, &x))
         return 2;
@@ -602,8 +659,12 @@ int main(int argc, char **argv) {
       (every && setenv_checked("HEAPSNAP_EVERY_BYTES", every)) ||
       (at_peak && setenv_checked("HEAPSNAP_AT_PEAK", "1")) ||
       (sample && setenv_checked("HEAPSNAP_SAMPLE", sample)) ||
-      (*wrappers && setenv_checked("HEAPSNAP_WRAPPERS", wrappers)))
+      (*wrappers && setenv_checked("HEAPSNAP_WRAPPERS", wrappers)) ||
+      (leaks && setenv_checked("HEAPSNAP_LEAKS", "1")))
     return 1;
+  if (!suppressions && getenv("HEAPSNAP_SUPPRESSIONS") &&
+      *getenv("HEAPSNAP_SUPPRESSIONS"))
+    suppressions = getenv("HEAPSNAP_SUPPRESSIONS");
 
   time_t start = time(NULL);
   size_t nbefore = 0;

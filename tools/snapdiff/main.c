@@ -38,6 +38,9 @@ static const char usage_text[] =
     "  --format FORMAT   text (default), json, csv, folded, pprof or html\n"
     "  -o, --output FILE write to FILE (default '-', standard output)\n"
     "  --timeline        treat the snapshots as a series\n"
+    "  --leaks           the leak check's classes of one snapshot, in\n"
+    "                    valgrind's words, and each class's sites (text, json)\n"
+    "  --suppressions FILE  with --leaks: fun:/obj: lines, as valgrind's\n"
     "  -h, --help        show this help and exit\n"
     "  -V, --version     show the version and exit\n"
     "\n"
@@ -218,7 +221,9 @@ int snapdiff_main(int argc, char **argv) {
     OPT_RAW,
     OPT_FORMAT,
     OPT_TIMELINE,
-    OPT_SORT
+    OPT_SORT,
+    OPT_LEAKS,
+    OPT_SUPPRESSIONS
   };
   static const struct option longopts[] = {
       {"by", required_argument, NULL, OPT_BY},
@@ -233,6 +238,8 @@ int snapdiff_main(int argc, char **argv) {
       {"output", required_argument, NULL, 'o'},
       {"timeline", no_argument, NULL, OPT_TIMELINE},
       {"sort", required_argument, NULL, OPT_SORT},
+      {"leaks", no_argument, NULL, OPT_LEAKS},
+      {"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -241,8 +248,8 @@ int snapdiff_main(int argc, char **argv) {
   memset(&opt, 0, sizeof opt);
   opt.key = HS_KEY_LINENO;
   opt.top = 10;
-  int timeline = 0;
-  const char *output = "-";
+  int timeline = 0, leaks = 0;
+  const char *output = "-", *suppressions = NULL;
   /* Each option can appear at most argc times: size the lists by that. */
   const char **includes = calloc((size_t)argc, sizeof *includes);
   const char **excludes = calloc((size_t)argc, sizeof *excludes);
@@ -353,6 +360,12 @@ int snapdiff_main(int argc, char **argv) {
     case OPT_TIMELINE:
       timeline = 1;
       break;
+    case OPT_LEAKS:
+      leaks = 1;
+      break;
+    case OPT_SUPPRESSIONS:
+      suppressions = optarg;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       status = ferror(stdout) ? 1 : 0;
@@ -374,6 +387,25 @@ int snapdiff_main(int argc, char **argv) {
   char *const *paths = argv + optind;
   if (npath == 0) {
     status = usage_error("%s", "no snapshot given");
+    goto out;
+  }
+  if (leaks || suppressions) {
+    if (!leaks || npath != 1 || timeline ||
+        (opt.format != SD_TEXT && opt.format != SD_JSON)) {
+      status = usage_error("%s", "--leaks takes one snapshot, text or json "
+                                 "(and --suppressions goes with --leaks)");
+      goto out;
+    }
+    FILE *f = strcmp(output, "-") == 0 ? stdout : fopen(output, "w");
+    if (!f) {
+      fprintf(stderr, "snapdiff: %s: %s\n", output, strerror(errno));
+      status = 1;
+      goto out;
+    }
+    status = sd_write_leaks(f, paths[0], opt.format == SD_JSON, suppressions,
+                            wrappers, opt.nwrapper, opt.raw);
+    if ((f == stdout ? fflush(f) : fclose(f)) != 0 && !status)
+      status = 1;
     goto out;
   }
   if (timeline && npath < 2) {

@@ -123,6 +123,12 @@ int sd_write_csv(FILE *out, const sd_report_t *r);
 int sd_write_folded(FILE *out, const sd_report_t *r);
 int sd_write_pprof(FILE *out, const sd_report_t *r);
 int sd_write_html(FILE *out, const sd_report_t *r);
+/* snapdiff --leaks (fmt_leaks.c): loads path, applies the suppressions
+ * file (NULL: none), writes valgrind's summary and each class's sites as
+ * text or JSON. Returns the exit status (0, or 1 after a line on stderr). */
+int sd_write_leaks(FILE *out, const char *path, int json,
+                   const char *suppressions, const struct sd_wrapper *w,
+                   size_t nw, int raw);
 
 /* ---- shared helpers (emit.c) ---- */
 
