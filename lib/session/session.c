@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../snapshot/snapshot.h"
+#include "../symbolize/symbolize.h"
 #include "../trace/trace.h"
 #include "../unwind/unwind.h"
 #include "session.h"
@@ -777,8 +778,17 @@ static void session_exit(void) {
   atomic_store(&warm_stop, 1);
   if (joined)
     write_peak();
-  if (cfg.at_exit && hs_is_tracing())
-    write_snapshot(NULL);
+  if (cfg.at_exit && hs_is_tracing()) {
+    if (hs__loader_unsafe && !hs__modules_prefork_ok())
+      /* Forked while a thread held the loader's lock, and without the
+       * module list the fork took before: the capture would wait on that
+       * lock for ever. */
+      say("heapsnap: pid %ld: no exit snapshot: forked while another "
+          "thread held the dynamic loader's lock\n",
+          (long)getpid());
+    else
+      write_snapshot(NULL);
+  }
   errno = saved;
   hs__guard_exit();
 }

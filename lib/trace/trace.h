@@ -256,9 +256,13 @@ HS_HIDDEN void hs__record_free(void *ptr);
 HS_HIDDEN void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
                                      void *(*real_realloc)(void *, size_t));
 HS_HIDDEN void hs__count_drop(size_t size);
-/* fork(): hold every table lock across it, then release or reset. */
-HS_HIDDEN void hs__fork_prepare(void);
-HS_HIDDEN void hs__fork_parent(void);
-HS_HIDDEN void hs__fork_child(void);
+/* Entries of the fork table (lib/runtime/forks.c): the control mutex, and
+ * every stack and trace shard lock (with the wide table's). */
+HS_HIDDEN void hs__control_fork_prepare(void);
+HS_HIDDEN void hs__control_fork_parent(void);
+HS_HIDDEN void hs__control_fork_child(void);
+HS_HIDDEN void hs__tables_fork_prepare(void);
+HS_HIDDEN void hs__tables_fork_parent(void);
+HS_HIDDEN void hs__tables_fork_child(void);
 
 #endif

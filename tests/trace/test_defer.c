@@ -23,6 +23,7 @@
 #endif
 
 #include "heapsnap.h"
+#include "runtime/runtime.h"
 #include "trace/trace.h"
 
 static uintptr_t fake(unsigned i) { return 0x10000u + (uintptr_t)i * 16u; }
@@ -553,7 +554,8 @@ static void register_fork_handlers(void) {
   static int done;
   if (!done)
     ck_assert_int_eq(
-        pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child), 0);
+        pthread_atfork(hs__runtime_fork_prepare, hs__runtime_fork_parent,
+                       hs__runtime_fork_child), 0);
   done = 1;
 }
 
