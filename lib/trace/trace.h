@@ -149,10 +149,14 @@ HS_HIDDEN int hs__traces_remove_now(unsigned domain, uintptr_t ptr,
 HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
 HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
-/* Calls fn(now) once, from the allocating thread and under a table lock,
- * when the traced size first reaches at; re-arm by calling again. fn may
- * only do async-signal-safe work (it writes to a pipe). */
-HS_HIDDEN void hs__traces_set_trigger(size_t at, void (*fn)(size_t now));
+/* Trigger which (HS_TRIGGER_*) calls fn(now) from the allocating thread,
+ * under a table lock, when the traced size reaches at: with step 0 once
+ * (re-arm by calling again), else at every crossing, each next threshold
+ * step above the size that crossed the last. fn may only do
+ * async-signal-safe work (it writes to a pipe). at SIZE_MAX disarms. */
+enum { HS_TRIGGER_GROWTH, HS_TRIGGER_PEAK, HS_TRIGGERS };
+HS_HIDDEN void hs__traces_set_trigger(int which, size_t at, size_t step,
+                                      void (*fn)(size_t now));
 HS_HIDDEN void hs__traces_reset_peak(void);
 HS_HIDDEN uint64_t hs__traces_count(void);
 /* Heap shards whose slots are placed by hash because address placement

@@ -842,7 +842,7 @@ static void on_trigger(size_t now) {
 static int applied_behind_my_back(unsigned n, int wait_ms) {
   ck_assert_uint_eq(hs__traces_count(), 0);
   atomic_store(&trigger_fired, 0);
-  hs__traces_set_trigger(1, on_trigger);
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, 1, 0, on_trigger);
   for (unsigned i = 0; i < n; i++)
     ck_assert_int_eq(rec_alloc(fake(300000 + i), 8, 0xb000, 0), 0);
   for (int ms = 0; ms < wait_ms && !atomic_load(&trigger_fired); ms++)
@@ -852,7 +852,7 @@ static int applied_behind_my_back(unsigned n, int wait_ms) {
   /* This thread's read applies whatever is left. */
   ck_assert_uint_eq(hs__traces_count(), n);
   ck_assert_int_eq(atomic_load(&trigger_fired), 1);
-  hs__traces_set_trigger(SIZE_MAX, NULL);
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, SIZE_MAX, 0, NULL);
   ck_assert_uint_eq(cur(), (size_t)n * 8);
   for (unsigned i = 0; i < n; i++)
     rec_free(fake(300000 + i));
