@@ -1025,6 +1025,15 @@ static void *solo_loop(void *arg) {
     if (in)
       rec_free(in);
   }
+  /* A thread learns that solo mode ended at its next numbering, not
+   * before: on a loaded machine thread 0 can sleep through all of thread
+   * 1's run and leave the loop without numbering again. One more event
+   * each, after thread 1's first (the loop's exit waits for it), so that
+   * the flag read says how that numbering went. */
+  uintptr_t last = fake(390000 + w->id);
+  if (rec_alloc(last, 8, 0xc400 + w->id, 0) != 0)
+    w->errors++;
+  rec_free(last);
   w->mine_at_end = hs__defer_solo_mine();
   if (w->id == 1)
     atomic_store(&second_done, 1);
