@@ -127,6 +127,49 @@ HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
 HS_HIDDEN int hs__thread_start(pthread_t *out, void *(*fn)(void *),
                                size_t stack, int detached);
 
+/* ---- calls that may take the loader's lock ----
+ * dl_iterate_phdr takes the loader's write lock, and libunwind calls it (and
+ * holds locks of its own) inside unw_step and unw_backtrace. A fork while
+ * another thread is inside leaves those locks held in the child for ever
+ * (glibc 2.36 resets only dl_load_lock). So every heapsnap call that may
+ * take them is bracketed by hs__loader_enter/exit, and a child that
+ * inherited a non-zero count never makes such a call again: its captures
+ * stop at frames without rules and its snapshots use the module list taken
+ * before the fork (symbolize/modules.c). */
+#define HS_LOADER_SHARDS 16
+typedef struct {
+  _Alignas(HS_CACHELINE) atomic_long n;
+} hs_loader_shard_t;
+extern HS_HIDDEN hs_loader_shard_t hs__loader_inside[HS_LOADER_SHARDS];
+/* Set in a fork child (never cleared) when the loader may be held. */
+extern HS_HIDDEN int hs__loader_unsafe;
+
+/* One per thread (loader.c): its address picks the thread's shard. */
+extern HS_HIDDEN __thread char hs__loader_anchor
+    __attribute__((tls_model("initial-exec")));
+static inline atomic_long *hs__loader_slot(void) {
+  uintptr_t a = (uintptr_t)&hs__loader_anchor;
+  return &hs__loader_inside[(a * 0x9E3779B97F4A7C15ull) >> 60].n;
+}
+/* 1 when the call may be made (then hs__loader_exit must follow); 0 in a
+ * child where the loader's lock may be held by a thread that is gone.
+ * async-signal-safe. */
+static inline int hs__loader_enter(void) {
+  if (HS_UNLIKELY(hs__loader_unsafe))
+    return 0;
+  /* seq_cst: visible before the call can take the lock, so a fork that
+   * catches the lock held catches the count too. */
+  atomic_fetch_add(hs__loader_slot(), 1);
+  return 1;
+}
+static inline void hs__loader_exit(void) {
+  atomic_fetch_sub_explicit(hs__loader_slot(), 1, memory_order_release);
+}
+/* In the fork table (runtime): prepare finds the loader's lock (once, with
+ * no heapsnap lock held); child reads what it inherited. */
+HS_HIDDEN void hs__loader_fork_prepare(void);
+HS_HIDDEN void hs__loader_fork_child(void);
+
 /* Fault injection seam for tests: when set, hs__mem_alloc calls it first
  * and fails when it returns non-zero. */
 extern int (*hs__mem_fail_hook)(size_t size);

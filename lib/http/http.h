@@ -70,6 +70,10 @@ HS_HIDDEN int hs__profile_write(hs_snapshot_t *snap, hs_snapshot_t *old,
  * and leaves tracing as it is. Call once, at load, after tracing started. */
 HS_HIDDEN void hs__http_start(void);
 
+/* In a fork child (the runtime's fork table): the child serves nothing and
+ * closes the listening socket and the parent's connections. */
+HS_HIDDEN void hs__http_fork_child(void);
+
 /* Parses an HEAPSNAP_HTTP value: "unix:PATH", "[V6]:PORT", "V4:PORT",
  * "localhost:PORT", ":PORT" or "PORT" (the last two on 127.0.0.1). No name
  * lookups. Fills *addr (a struct sockaddr_storage) and *alen; 0 or -1. */

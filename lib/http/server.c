@@ -601,7 +601,7 @@ static int accepted_here(int fd, const struct sockaddr_storage *mine,
 /* The child serves nothing: the socket and the connections are the
  * parent's (two processes accepting on one socket would answer a scrape
  * with either's heap), and the server thread is not in the child. */
-static void fork_child(void) {
+void hs__http_fork_child(void) {
   if (listen_fd < 0)
     return;
   struct sockaddr_storage mine;
@@ -700,7 +700,6 @@ void hs__http_start(void) {
         (long)getpid(), addr[0] == 'u' ? "" : "http://", addr);
   if (file && *file)
     write_addr_file(file, addr);
-  pthread_atfork(NULL, NULL, fork_child);
   atexit(stop_at_exit);
   /* An exec'd image is another program: it would bind the same address
    * (and fail) or, with port 0, replace the address file. The endpoint is

@@ -1,7 +1,7 @@
 /* interpose.c - the malloc family as heapsnap exports it: each function
  * forwards to the real allocator and, while tracing, records or forgets the
- * block. Also the bootstrap (dlsym needs calloc before the real one is
- * known), fork handling, and starting from HEAPSNAP_FRAMES at load. */
+ * block; and the bootstrap (dlsym needs calloc before the real one is
+ * known). A leaf: it calls down into trace and unwind only. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -10,10 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../session/session.h"
-#include "../snapshot/snapshot.h"
-#include "../unwind/unwind.h"
 #include "../trace/trace.h"
+#include "../unwind/unwind.h"
+#include "interpose.h"
 #include "real.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -434,24 +433,4 @@ EXPORT size_t malloc_usable_size(void *p) {
   return real.malloc_usable_size(p);
 }
 
-/* ---- load-time set-up ---- */
-
-static void fork_child(void) {
-  hs__symbols_fork_child();
-  hs__fork_child();
-  hs__session_fork_child();
-}
-
-__attribute__((constructor)) static void heapsnap_init(void) {
-  int saved = errno;
-  (void)is_ready();
-  hs__guard_enter();
-  pthread_atfork(hs__fork_prepare, hs__fork_parent, fork_child);
-  hs__guard_exit();
-  hs__session_init();
-  errno = saved;
-}
-
-__attribute__((destructor)) static void heapsnap_fini(void) {
-  hs__session_exit();
-}
+void hs__interpose_init(void) { (void)is_ready(); }

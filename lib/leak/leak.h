@@ -51,6 +51,11 @@ HS_HIDDEN void hs__world_resume(hs_leak_world_t *w);
 HS_HIDDEN void hs__leak_own_thread_enter(void);
 HS_HIDDEN void hs__leak_own_thread_exit(void);
 
+/* The result lock, in the runtime's fork table (before the snapshot and
+ * trace entries: a snapshot takes it before the table locks). */
+HS_HIDDEN void hs__leak_fork_prepare(void);
+HS_HIDDEN void hs__leak_fork_parent(void);
+HS_HIDDEN void hs__leak_fork_child(void);
 /* In a fork child: no stop is in progress there. */
 HS_HIDDEN void hs__world_fork_child(void);
 

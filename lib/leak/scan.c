@@ -543,9 +543,9 @@ static hs_leak_world_t world; /* by check_mu */
  * registered earlier and so run later, take the table locks it may wait
  * on). The checking thread does not exist in a child: its lock and the
  * stop word are made anew there. */
-static void fork_prepare(void) { pthread_mutex_lock(&result_mu); }
-static void fork_parent(void) { pthread_mutex_unlock(&result_mu); }
-static void fork_child(void) {
+void hs__leak_fork_prepare(void) { pthread_mutex_lock(&result_mu); }
+void hs__leak_fork_parent(void) { pthread_mutex_unlock(&result_mu); }
+void hs__leak_fork_child(void) {
   pthread_mutex_unlock(&result_mu);
   pthread_mutex_init(&check_mu, NULL);
   hs__world_fork_child();
@@ -554,7 +554,6 @@ static void fork_child(void) {
 static void use_result(void) {
   if (__atomic_load_n(&result_in_use, __ATOMIC_ACQUIRE))
     return;
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
   __atomic_store_n(&result_in_use, 1, __ATOMIC_RELEASE);
 }
 

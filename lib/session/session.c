@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../snapshot/snapshot.h"
+#include "../symbolize/symbolize.h"
 #include "../trace/trace.h"
 #include "../http/http.h"
 #include "../unwind/unwind.h"
@@ -324,7 +325,18 @@ static void on_signal(int signo) {
   wake(WAKE_SIGNAL);
 }
 
+/* Growth crossings not yet written: counted by the allocating thread at
+ * each crossing, so that a writer running late (a loaded machine, a slow
+ * disk) writes one snapshot for each, and none is lost. */
+static atomic_uint growth_pending;
+
 /* Called under a trace table lock by the allocating thread. */
+static void on_growth(size_t now) {
+  (void)now;
+  atomic_fetch_add_explicit(&growth_pending, 1, memory_order_relaxed);
+  wake(WAKE_BYTES);
+}
+
 static void on_threshold(size_t now) {
   (void)now;
   wake(WAKE_BYTES);
@@ -336,8 +348,7 @@ static double mono(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Writer-thread state for the byte and peak triggers. */
-static size_t bytes_base;     /* traced size at the last every-bytes one */
+/* Writer-thread state for the peak trigger. */
 static size_t peak_taken;     /* traced size when peak_snap was taken */
 static hs_snapshot_t *peak_snap; /* the highest heap seen, not yet written */
 static double peak_written = -1e9; /* when a peak file was last written */
@@ -353,15 +364,28 @@ static size_t current_size(void) {
  * within 1.6% of the true peak. */
 static size_t next_peak(void) { return peak_taken + peak_taken / 64 + 1; }
 
-/* The next traced size worth waking up for. */
-static void arm(void) {
-  size_t at = SIZE_MAX;
+/* The every-bytes trigger steps itself from crossing to crossing in the
+ * trace tables; armed once, N above the heap when the writer starts. */
+static void arm_growth(void) {
+  atomic_store(&growth_pending, 0);
   if (cfg.every_bytes)
-    at = bytes_base + (size_t)cfg.every_bytes;
-  if (cfg.at_peak && next_peak() < at)
-    at = next_peak();
-  if (at != SIZE_MAX)
-    hs__traces_set_trigger(at, on_threshold);
+    hs__traces_set_trigger(HS_TRIGGER_GROWTH,
+                           current_size() + (size_t)cfg.every_bytes,
+                           (size_t)cfg.every_bytes, on_growth);
+}
+
+/* The next peak worth waking up for; returns it. */
+static size_t arm_peak(void) {
+  if (!cfg.at_peak)
+    return SIZE_MAX;
+  size_t at = next_peak();
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, at, 0, on_threshold);
+  return at;
+}
+
+static void disarm(void) {
+  hs__traces_set_trigger(HS_TRIGGER_GROWTH, SIZE_MAX, 0, NULL);
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, SIZE_MAX, 0, NULL);
 }
 
 /* Captures are cheap (no symbols, no I/O); the file is rewritten at most
@@ -377,13 +401,14 @@ static void write_peak(void) {
   peak_written = mono();
 }
 
-static void check_thresholds(void) {
-  size_t cur = current_size();
-  if (cfg.every_bytes && cur >= bytes_base + cfg.every_bytes) {
-    bytes_base = cur;
+/* One snapshot per growth crossing counted so far. */
+static void write_growth(void) {
+  for (unsigned n = atomic_exchange(&growth_pending, 0); n > 0; n--)
     write_snapshot(NULL);
-  }
-  if (cfg.at_peak && cur >= next_peak()) {
+}
+
+static void check_peak(void) {
+  if (cfg.at_peak && current_size() >= next_peak()) {
     hs_snapshot_t *s;
     if (hs_take_snapshot(&s) == 0) {
       hs_snapshot_info_t in;
@@ -395,12 +420,30 @@ static void check_thresholds(void) {
   }
 }
 
+/* Arms the next peak, and checks at once when the heap is already past
+ * it: the tables report a crossing only at an allocation that lands at or
+ * above the armed size, so growth made while the last capture was taken,
+ * before the arming, would wait for an allocation that may never come (the
+ * top of a climb). Bounded: past a few rounds (a heap that outruns the
+ * writer, a capture that keeps failing) the armed threshold waits for the
+ * next allocation. */
+static void rearm_peak(void) {
+  for (int round = 0;; round++) {
+    size_t at = arm_peak();
+    /* The arming before the read: an allocation that misses the new
+     * threshold has its size in the total read here. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (at == SIZE_MAX || current_size() < at || round == 16)
+      return;
+    check_peak();
+  }
+}
+
 static void *writer_main(void *arg) {
   (void)arg;
   hs__guard_enter(); /* nothing this thread allocates is the host's */
   double next_tick = cfg.interval > 0 ? mono() + cfg.interval : 0;
-  bytes_base = current_size();
-  arm();
+  rearm_peak();
   for (;;) {
     int timeout = -1;
     double t = mono();
@@ -419,8 +462,10 @@ static void *writer_main(void *arg) {
       char buf[64];
       ssize_t r = read(wake_pipe[0], buf, sizeof buf);
       for (ssize_t i = 0; i < r; i++) {
-        if (buf[i] == WAKE_QUIT)
+        if (buf[i] == WAKE_QUIT) {
+          write_growth(); /* crossings before the exit are owed theirs */
           return NULL;
+        }
         sig |= buf[i] == WAKE_SIGNAL;
         bytes |= buf[i] == WAKE_BYTES;
       }
@@ -432,8 +477,9 @@ static void *writer_main(void *arg) {
       next_tick = mono() + cfg.interval;
     }
     if (bytes) {
-      check_thresholds();
-      arm();
+      write_growth();
+      check_peak();
+      rearm_peak();
     }
     if (peak_snap && mono() - peak_written >= cfg.peak_interval)
       write_peak();
@@ -443,7 +489,11 @@ static void *writer_main(void *arg) {
 static int start_writer(void) {
   if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
     return -1;
+  /* Here, not in the thread: the first threshold then counts from the heap
+   * as it is now, however late the thread first runs. */
+  arm_growth();
   if (hs__thread_start(&writer, writer_main, 256 * 1024, 0) != 0) {
+    disarm();
     close(wake_pipe[0]);
     close(wake_pipe[1]);
     wake_pipe[0] = wake_pipe[1] = -1;
@@ -591,7 +641,7 @@ void hs__session_fork_child(void) {
   writer_started = 0;
   if (!cfg.follow_fork) {
     active = 0;
-    hs__traces_set_trigger(SIZE_MAX, NULL);
+    disarm();
     hs_stop();
     return;
   }
@@ -638,7 +688,7 @@ static void session_exit(void) {
   int saved = errno;
   int joined = 1;
   if (writer_started) {
-    hs__traces_set_trigger(SIZE_MAX, NULL);
+    disarm();
     wake(WAKE_QUIT);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -652,11 +702,22 @@ static void session_exit(void) {
   if (joined)
     write_peak();
   if (cfg.at_exit && hs_is_tracing()) {
-    /* The check stops and resumes the other threads itself; a failure
-     * leaves the snapshot without classes, never the exit changed. */
-    if (cfg.leaks)
-      (void)hs_leak_check(NULL);
-    write_snapshot(NULL);
+    if (hs__loader_unsafe && !hs__modules_prefork_ok())
+      /* Forked while a thread held the loader's lock, and without the
+       * module list the fork took before: the capture would wait on that
+       * lock for ever. */
+      say("heapsnap: pid %ld: no exit snapshot: forked while another "
+          "thread held the dynamic loader's lock\n",
+          (long)getpid());
+    else {
+      /* The check stops and resumes the other threads itself; a failure
+       * leaves the snapshot without classes, never the exit changed. It
+       * reads the module list through the loader, so not in a child that
+       * may have inherited the loader's lock held. */
+      if (cfg.leaks && !hs__loader_unsafe)
+        (void)hs_leak_check(NULL);
+      write_snapshot(NULL);
+    }
   }
   errno = saved;
   hs__guard_exit();

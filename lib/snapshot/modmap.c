@@ -19,6 +19,8 @@ typedef struct ranges {
 } ranges_t;
 
 static _Atomic(ranges_t *) published;
+/* In the fork table (runtime.c): taken by prepare, so the child's history
+ * is never half-merged. Taken after the loader's lock, never before. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_module_list_t history;  /* protected by mu */
 static unsigned long long last_adds; /* protected by mu */
@@ -109,9 +111,14 @@ static void note_new_stack(const uintptr_t *frames, int n) {
     all = covered(rs, frames[i]);
   if (all)
     return;
-  pthread_mutex_lock(&mu);
+  /* The loader's lock is taken before mu is: a thread inside dl_iterate_phdr
+   * never holds a heapsnap lock, so the fork's prepare (which calls
+   * dl_iterate_phdr before taking any) never waits on itself. */
+  if (!hs__loader_enter())
+    return; /* a fork child whose loader lock may be held: left unmapped */
   unsigned long long adds = 0;
   dl_iterate_phdr(first_adds, &adds);
+  pthread_mutex_lock(&mu);
   /* Only a load since the last look can explain an unknown frame (JIT
    * code never will: do not rescan for it). */
   if (adds != last_adds) {
@@ -123,6 +130,7 @@ static void note_new_stack(const uintptr_t *frames, int n) {
     }
   }
   pthread_mutex_unlock(&mu);
+  hs__loader_exit();
 }
 
 __attribute__((constructor)) static void modmap_install(void) {
@@ -167,3 +175,7 @@ int hs__modmap_merge_into(hs_module_list_t *mods) {
   hs__guard_exit();
   return rc;
 }
+
+void hs__modmap_fork_prepare(void) { pthread_mutex_lock(&mu); }
+void hs__modmap_fork_parent(void) { pthread_mutex_unlock(&mu); }
+void hs__modmap_fork_child(void) { pthread_mutex_init(&mu, NULL); }

@@ -141,8 +141,12 @@ static const struct {
     {HS_WRAP_MODULE, "libheapsnap.so*"}, {HS_WRAP_MODULE, "ld-linux*"},
 };
 
-/* Process-wide extra wrappers (hs_add_wrapper), copied into each snapshot. */
+/* Process-wide extra wrappers (hs_add_wrapper), copied into each snapshot.
+ * wrap_mu is in the fork table (runtime.c): a leaf, held for a copy. */
 static pthread_mutex_t wrap_mu = PTHREAD_MUTEX_INITIALIZER;
+void hs__wrappers_fork_prepare(void) { pthread_mutex_lock(&wrap_mu); }
+void hs__wrappers_fork_parent(void) { pthread_mutex_unlock(&wrap_mu); }
+void hs__wrappers_fork_child(void) { pthread_mutex_init(&wrap_mu, NULL); }
 static hs_wrapper_t *global_wrappers; /* protected by wrap_mu */
 static uint32_t nglobal_wrappers;     /* protected by wrap_mu */
 

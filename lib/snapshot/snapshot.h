@@ -154,6 +154,13 @@ HS_HIDDEN void hs__symbols_drop(void);
 /* In a fork child: the symbolization lock made anew (its holder, if any,
  * is not in the child). */
 HS_HIDDEN void hs__symbols_fork_child(void);
+/* In the fork table: the wrapper list's lock and the module history's. */
+HS_HIDDEN void hs__wrappers_fork_prepare(void);
+HS_HIDDEN void hs__wrappers_fork_parent(void);
+HS_HIDDEN void hs__wrappers_fork_child(void);
+HS_HIDDEN void hs__modmap_fork_prepare(void);
+HS_HIDDEN void hs__modmap_fork_parent(void);
+HS_HIDDEN void hs__modmap_fork_child(void);
 
 /* Appends to mods the modules seen earlier in this process and unloaded
  * since (modmap.c). 0 or HS_ENOMEM. */

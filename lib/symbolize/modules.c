@@ -115,11 +115,23 @@ static int by_start(const void *a, const void *b) {
   return (x->start > y->start) - (x->start < y->start);
 }
 
-int hs__modules_capture(hs_module_list_t *out) {
+/* The modules as the fork's prepare handler saw them, taken before any
+ * heapsnap lock (a thread inside dlopen, which calls our malloc, can then
+ * finish), for a child that must not call dl_iterate_phdr. Written by the
+ * forking thread only, between prepare and the fork; concurrent forks are
+ * serialised by the fork table's first lock (runtime/forks.c). */
+static hs_module_list_t prefork;
+static int prefork_ok;                /* the list reflects prefork_adds */
+static unsigned long long prefork_adds, prefork_subs;
+
+static int capture_now(hs_module_list_t *out) {
   out->mods = NULL;
   out->count = 0;
   struct capture c = {.out = out};
+  if (!hs__loader_enter())
+    return HS_ENOMEM; /* as good as: nothing to capture with */
   dl_iterate_phdr(on_module, &c);
+  hs__loader_exit();
   if (c.failed) {
     hs__modules_free(out);
     return HS_ENOMEM;
@@ -128,6 +140,41 @@ int hs__modules_capture(hs_module_list_t *out) {
     qsort(out->mods, out->count, sizeof *out->mods, by_start);
   return 0;
 }
+
+int hs__modules_capture(hs_module_list_t *out) {
+  if (!hs__loader_unsafe)
+    return capture_now(out);
+  out->mods = NULL;
+  out->count = 0;
+  /* The session says why before it gets here (hs__modules_prefork_ok). */
+  return prefork_ok ? hs__modules_copy(out, &prefork) : HS_ENOMEM;
+}
+
+static int counters(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  unsigned long long *c = arg;
+  c[0] = info->dlpi_adds;
+  c[1] = info->dlpi_subs;
+  return 1;
+}
+
+void hs__modules_fork_prepare(void) {
+  unsigned long long c[2] = {0, 0};
+  if (!hs__loader_enter())
+    return; /* a child of an unsafe child keeps the list it inherited */
+  dl_iterate_phdr(counters, c);
+  hs__loader_exit();
+  /* Recaptured only when a module came or went: a program that forks in a
+   * loop pays one cheap iteration per fork. */
+  if (prefork_ok && c[0] == prefork_adds && c[1] == prefork_subs)
+    return;
+  hs__modules_free(&prefork);
+  prefork_ok = capture_now(&prefork) == 0;
+  prefork_adds = c[0];
+  prefork_subs = c[1];
+}
+
+int hs__modules_prefork_ok(void) { return prefork_ok; }
 
 void hs__modules_free(hs_module_list_t *l) {
   if (!l)

@@ -33,12 +33,15 @@ static pthread_once_t demangler_once = PTHREAD_ONCE_INIT;
 
 static void find_demangler(void) {
   void *f = dlsym(RTLD_DEFAULT, "__cxa_demangle");
-  if (!f) {
+  /* dlopen takes the loader's write lock, which a fork child may have
+   * inherited held: there, mangled names stay mangled. */
+  if (!f && hs__loader_enter()) {
     /* Kept open for the life of the process: unloading libstdc++ runs its
      * destructors, which is no business of a profiler's. */
     void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
     if (h)
       f = dlsym(h, "__cxa_demangle");
+    hs__loader_exit();
   }
   /* memcpy: ISO C has no object-to-function pointer conversion. */
   memcpy(&demangler, &f, sizeof demangler);

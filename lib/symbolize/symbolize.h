@@ -26,11 +26,18 @@ typedef struct hs_module_list {
   uint32_t count;
 } hs_module_list_t;
 
-/* Captures the modules loaded now (dl_iterate_phdr), sorted by start.
- * Returns 0 or HS_ENOMEM (out is then empty). Takes the loader lock and
- * allocates: never call it from the allocation hot path.
+/* Captures the modules loaded now (dl_iterate_phdr), sorted by start; in a
+ * fork child that must not take the loader's lock (hs__loader_unsafe), the
+ * modules as they were just before the fork. Returns 0 or HS_ENOMEM (out
+ * is then empty). Takes the loader lock and allocates: never call it from
+ * the allocation hot path.
  * Caller frees with hs__modules_free(). */
 HS_HIDDEN int hs__modules_capture(hs_module_list_t *out);
+/* In the fork table: the module list kept for a child that must not call
+ * dl_iterate_phdr (hs__loader_unsafe), captured before any heapsnap lock
+ * is taken; and whether it is there. */
+HS_HIDDEN void hs__modules_fork_prepare(void);
+HS_HIDDEN int hs__modules_prefork_ok(void);
 /* Frees what capture (or hs__modules_copy) allocated; leaves l empty. */
 HS_HIDDEN void hs__modules_free(hs_module_list_t *l);
 /* Deep copy of src into out (same order). 0 or HS_ENOMEM.

@@ -504,25 +504,16 @@ int hs_untrack(unsigned int domain, uintptr_t ptr) {
   return 0;
 }
 
-void hs__fork_prepare(void) {
-  pthread_mutex_lock(&control_mu);
-  hs__defer_fork_prepare();
-  lock_tables();
-  hs__unwind_fork_prepare();
-}
+/* The fork table's entries (lib/runtime/forks.c) for control_mu and the
+ * table locks. In the child only the forking thread exists, so whatever
+ * the others held is free: reset, never unlocked by a non-owner. */
+void hs__control_fork_prepare(void) { pthread_mutex_lock(&control_mu); }
+void hs__control_fork_parent(void) { pthread_mutex_unlock(&control_mu); }
+void hs__control_fork_child(void) { pthread_mutex_init(&control_mu, NULL); }
 
-void hs__fork_parent(void) {
-  hs__unwind_fork_parent();
-  unlock_tables();
-  hs__defer_fork_parent();
-  pthread_mutex_unlock(&control_mu);
-}
-
-void hs__fork_child(void) {
-  /* Only this thread exists now; whatever the others held is free. */
-  hs__unwind_fork_child();
+void hs__tables_fork_prepare(void) { lock_tables(); }
+void hs__tables_fork_parent(void) { unlock_tables(); }
+void hs__tables_fork_child(void) {
   hs__traces_reset_locks();
   hs__stacks_reset_locks();
-  hs__defer_fork_child();
-  pthread_mutex_init(&control_mu, NULL);
 }

@@ -213,10 +213,14 @@ HS_HIDDEN int hs__traces_remove_at(unsigned domain, uintptr_t ptr,
 HS_HIDDEN int hs__traces_lookup(unsigned domain, uintptr_t ptr, size_t *size,
                                 uint32_t *stack);
 HS_HIDDEN void hs__traces_totals(size_t *current, size_t *peak);
-/* Calls fn(now) once, from the allocating thread and under a table lock,
- * when the traced size first reaches at; re-arm by calling again. fn may
- * only do async-signal-safe work (it writes to a pipe). */
-HS_HIDDEN void hs__traces_set_trigger(size_t at, void (*fn)(size_t now));
+/* Trigger which (HS_TRIGGER_*) calls fn(now) from the allocating thread,
+ * under a table lock, when the traced size reaches at: with step 0 once
+ * (re-arm by calling again), else at every crossing, each next threshold
+ * step above the size that crossed the last. fn may only do
+ * async-signal-safe work (it writes to a pipe). at SIZE_MAX disarms. */
+enum { HS_TRIGGER_GROWTH, HS_TRIGGER_PEAK, HS_TRIGGERS };
+HS_HIDDEN void hs__traces_set_trigger(int which, size_t at, size_t step,
+                                      void (*fn)(size_t now));
 HS_HIDDEN void hs__traces_reset_peak(void);
 HS_HIDDEN uint64_t hs__traces_count(void);
 /* Heap shards whose slots are placed by hash because address placement
@@ -320,9 +324,13 @@ HS_HIDDEN void hs__record_free(void *ptr);
 HS_HIDDEN void *hs__realloc_deferred(void *old, size_t size, uintptr_t caller,
                                      void *(*real_realloc)(void *, size_t));
 HS_HIDDEN void hs__count_drop(size_t size);
-/* fork(): hold every table lock across it, then release or reset. */
-HS_HIDDEN void hs__fork_prepare(void);
-HS_HIDDEN void hs__fork_parent(void);
-HS_HIDDEN void hs__fork_child(void);
+/* Entries of the fork table (lib/runtime/forks.c): the control mutex, and
+ * every stack and trace shard lock (with the wide table's). */
+HS_HIDDEN void hs__control_fork_prepare(void);
+HS_HIDDEN void hs__control_fork_parent(void);
+HS_HIDDEN void hs__control_fork_child(void);
+HS_HIDDEN void hs__tables_fork_prepare(void);
+HS_HIDDEN void hs__tables_fork_parent(void);
+HS_HIDDEN void hs__tables_fork_child(void);
 
 #endif

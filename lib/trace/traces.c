@@ -138,13 +138,22 @@ static inline int filter_says_absent(uintptr_t ptr) {
          atomic_load_explicit(hs__filter_slot(ptr), memory_order_relaxed) == 0;
 }
 
-/* The traced size at which trigger_fn is called (SIZE_MAX: never). */
-static atomic_size_t trigger_at = SIZE_MAX;
-static void (*trigger_fn)(size_t now);
+/* Per trigger: the traced size at which fn is called (SIZE_MAX: never),
+ * and the growth to the next one (0: one call per arming). Side by side:
+ * every allocation checks both with one line. */
+static struct {
+  atomic_size_t at;
+  atomic_size_t step;
+  void (*_Atomic fn)(size_t now);
+} trig[HS_TRIGGERS] = {{SIZE_MAX, 0, NULL}, {SIZE_MAX, 0, NULL}};
 
-void hs__traces_set_trigger(size_t at, void (*fn)(size_t now)) {
-  trigger_fn = fn;
-  atomic_store_explicit(&trigger_at, at, memory_order_release);
+void hs__traces_set_trigger(int which, size_t at, size_t step,
+                            void (*fn)(size_t now)) {
+  /* Disarmed while its parts change, so no crossing sees half of each. */
+  atomic_store(&trig[which].at, SIZE_MAX);
+  atomic_store(&trig[which].fn, fn);
+  atomic_store(&trig[which].step, step);
+  atomic_store(&trig[which].at, at);
 }
 
 static inline uint64_t mix(uintptr_t p, unsigned domain) {
@@ -168,15 +177,31 @@ static inline void tunlock(hs_lock_t *l) {
     hs__unlock(l);
 }
 
-static void check_trigger(size_t now) {
-  if (HS_UNLIKELY(now >= atomic_load_explicit(&trigger_at,
-                                              memory_order_relaxed))) {
-    /* One call per arming: whoever swaps the threshold out reports. */
-    size_t at = atomic_exchange_explicit(&trigger_at, SIZE_MAX,
-                                         memory_order_acquire);
-    if (at != SIZE_MAX && trigger_fn)
-      trigger_fn(now);
+static __attribute__((noinline)) void fire(int which, size_t now) {
+  size_t at = atomic_load_explicit(&trig[which].at, memory_order_acquire);
+  while (now >= at) {
+    /* A stepping trigger re-arms itself here, in the allocating thread, at
+     * the crossing: how late the thread it wakes runs cannot move or lose
+     * the next crossing. Whoever swaps the threshold reports. */
+    size_t step = atomic_load_explicit(&trig[which].step,
+                                       memory_order_relaxed);
+    size_t next = step && now <= SIZE_MAX - 1 - step ? now + step : SIZE_MAX;
+    if (atomic_compare_exchange_weak_explicit(&trig[which].at, &at, next,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      void (*fn)(size_t) = atomic_load(&trig[which].fn);
+      if (fn)
+        fn(now);
+      return;
+    }
   }
+}
+
+static inline void check_trigger(size_t now) {
+  for (int i = 0; i < HS_TRIGGERS; i++)
+    if (HS_UNLIKELY(now >= atomic_load_explicit(&trig[i].at,
+                                                memory_order_relaxed)))
+      fire(i, now);
 }
 
 static void raise_peak(size_t now) {

@@ -282,7 +282,10 @@ static void revalidate(void) {
       mods[k++] = mods[i];
   nmods = k;
   rules_flush();
-  unw_flush_cache(unw_local_addr_space, 0, 0);
+  if (hs__loader_enter()) {
+    unw_flush_cache(unw_local_addr_space, 0, 0);
+    hs__loader_exit();
+  }
 }
 
 void hs__unwind_check_modules(void) {

@@ -128,16 +128,19 @@ static int step_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
   uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
   uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
   unw_cursor_t c;
-  if (unw_init_local(&c, &uc) < 0)
+  if (!hs__loader_enter()) {
+    hs__unwind_count_truncated();
     return -1;
-  int r = unw_step(&c);
+  }
+  int r = unw_init_local(&c, &uc) < 0 ? -1 : unw_step(&c);
+  unw_word_t ip, s, b;
+  if (r > 0 && (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 ||
+                unw_get_reg(&c, UNW_REG_SP, &s) < 0 ||
+                unw_get_reg(&c, UNW_X86_64_RBP, &b) < 0))
+    r = -1;
+  hs__loader_exit();
   if (r <= 0)
     return r;
-  unw_word_t ip, s, b;
-  if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 ||
-      unw_get_reg(&c, UNW_REG_SP, &s) < 0 ||
-      unw_get_reg(&c, UNW_X86_64_RBP, &b) < 0)
-    return -1;
   *nip = ip;
   *nsp = s;
   *nbp = b;
@@ -156,15 +159,24 @@ static int rest_libunwind(uintptr_t pc, uintptr_t sp, uintptr_t bp,
   uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
   uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
   unw_cursor_t c;
-  if (unw_init_local(&c, &uc) < 0)
+  if (!hs__loader_enter()) {
+    hs__unwind_count_truncated();
     return n;
+  }
+  if (unw_init_local(&c, &uc) < 0) {
+    hs__loader_exit();
+    return n;
+  }
   int r = 1;
   while (n < max && (r = unw_step(&c)) > 0) {
     unw_word_t ip;
-    if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || !ip)
-      return n;
+    if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || !ip) {
+      r = -1;
+      break;
+    }
     out[n++] = ip;
   }
+  hs__loader_exit();
   *end = n < max && r == 0;
   return n;
 }

@@ -92,6 +92,12 @@ HS_HIDDEN void hs__unwind_check_modules(void);
 HS_HIDDEN void hs__unwind_cfi_init(void);
 HS_HIDDEN void hs__unwind_cfi_stats(uint64_t *learned, uint64_t *other,
                                     uint64_t *busy);
+/* Captures cut short because libunwind could not be called (a fork child
+ * that inherited the loader's lock held): counted, never waited for. */
+extern HS_HIDDEN atomic_uint_least64_t hs__unwind_truncated;
+static inline void hs__unwind_count_truncated(void) {
+  atomic_fetch_add_explicit(&hs__unwind_truncated, 1, memory_order_relaxed);
+}
 /* The learning lock, in the fork table. */
 HS_HIDDEN void hs__unwind_fork_prepare(void);
 HS_HIDDEN void hs__unwind_fork_parent(void);
@@ -147,7 +153,14 @@ hs__unwind_capture_memo(uintptr_t *out, int max, uintptr_t caller_ret,
     }
   }
   void *buf[HS_MAX_FRAMES + HS_OWN_FRAMES_MAX];
+  if (HS_UNLIKELY(!hs__loader_enter())) {
+    /* A fork child whose loader lock may be held: the one exact frame. */
+    hs__unwind_count_truncated();
+    out[0] = caller_ret;
+    return 1;
+  }
   int n = unw_backtrace(buf, max + HS_OWN_FRAMES_MAX);
+  hs__loader_exit();
   int skip = -1;
   for (int i = 0; i < n && i < HS_OWN_FRAMES_MAX + 1; i++) {
     if ((uintptr_t)buf[i] == caller_ret) {

@@ -18,7 +18,10 @@ static struct {
 void hs__unwind_verify(const uintptr_t *got, int n, int max,
                        uintptr_t caller_ret) {
   void *buf[HS_MAX_FRAMES + HS_OWN_FRAMES_MAX];
+  if (!hs__loader_enter())
+    return; /* a fork child that must not call libunwind: nothing to check */
   int total = unw_backtrace(buf, max + HS_OWN_FRAMES_MAX);
+  hs__loader_exit();
   int skip = -1;
   for (int i = 0; i < total && i < HS_OWN_FRAMES_MAX + 1; i++)
     if ((uintptr_t)buf[i] == caller_ret) {

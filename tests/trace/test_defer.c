@@ -23,6 +23,7 @@
 #endif
 
 #include "heapsnap.h"
+#include "runtime/runtime.h"
 #include "trace/trace.h"
 
 static uintptr_t fake(unsigned i) { return 0x10000u + (uintptr_t)i * 16u; }
@@ -553,7 +554,8 @@ static void register_fork_handlers(void) {
   static int done;
   if (!done)
     ck_assert_int_eq(
-        pthread_atfork(hs__fork_prepare, hs__fork_parent, hs__fork_child), 0);
+        pthread_atfork(hs__runtime_fork_prepare, hs__runtime_fork_parent,
+                       hs__runtime_fork_child), 0);
   done = 1;
 }
 
@@ -840,7 +842,7 @@ static void on_trigger(size_t now) {
 static int applied_behind_my_back(unsigned n, int wait_ms) {
   ck_assert_uint_eq(hs__traces_count(), 0);
   atomic_store(&trigger_fired, 0);
-  hs__traces_set_trigger(1, on_trigger);
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, 1, 0, on_trigger);
   for (unsigned i = 0; i < n; i++)
     ck_assert_int_eq(rec_alloc(fake(300000 + i), 8, 0xb000, 0), 0);
   for (int ms = 0; ms < wait_ms && !atomic_load(&trigger_fired); ms++)
@@ -850,7 +852,7 @@ static int applied_behind_my_back(unsigned n, int wait_ms) {
   /* This thread's read applies whatever is left. */
   ck_assert_uint_eq(hs__traces_count(), n);
   ck_assert_int_eq(atomic_load(&trigger_fired), 1);
-  hs__traces_set_trigger(SIZE_MAX, NULL);
+  hs__traces_set_trigger(HS_TRIGGER_PEAK, SIZE_MAX, 0, NULL);
   ck_assert_uint_eq(cur(), (size_t)n * 8);
   for (unsigned i = 0; i < n; i++)
     rec_free(fake(300000 + i));
@@ -1023,6 +1025,15 @@ static void *solo_loop(void *arg) {
     if (in)
       rec_free(in);
   }
+  /* A thread learns that solo mode ended at its next numbering, not
+   * before: on a loaded machine thread 0 can sleep through all of thread
+   * 1's run and leave the loop without numbering again. One more event
+   * each, after thread 1's first (the loop's exit waits for it), so that
+   * the flag read says how that numbering went. */
+  uintptr_t last = fake(390000 + w->id);
+  if (rec_alloc(last, 8, 0xc400 + w->id, 0) != 0)
+    w->errors++;
+  rec_free(last);
   w->mine_at_end = hs__defer_solo_mine();
   if (w->id == 1)
     atomic_store(&second_done, 1);
