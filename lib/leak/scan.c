@@ -609,7 +609,7 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
     if (t->tp && !(st && t->tp >= sp && t->tp < top)) {
       const range_t *tr = region_of(maps, t->tp);
       if (tr) {
-        uintptr_t lo = t->tp - tls > tr->lo ? t->tp - tls : tr->lo;
+        uintptr_t lo = t->tp > tr->lo + tls ? t->tp - tls : tr->lo;
         uintptr_t hi = t->tp + tcb < tr->hi ? t->tp + tcb : tr->hi;
         scan_root(s, maps, lo, hi);
       }

@@ -51,14 +51,20 @@ def heapsnap_verdicts(prog, lib, snapdiff, tmp, lines):
     out = os.path.join(tmp, "leaks.hsnap")
     env = dict(os.environ, LD_PRELOAD=lib, HEAPSNAP_FRAMES="16",
                HEAPSNAP_AT_EXIT="0")
-    r = subprocess.run([prog, out], env=env, capture_output=True, text=True,
-                       timeout=120)
-    print("heapsnap run: exit %d, stderr: %s" % (r.returncode, r.stderr.strip()))
-    if r.returncode != 0 or r.stdout != "done\n":
-        fail("the program under the preload: exit %d, stdout %r"
-             % (r.returncode, r.stdout))
-    if "missed 0 partial 0" not in r.stderr:
-        fail("the check was partial: " + r.stderr)
+    # Exact classes need every thread parked; one that got no CPU within
+    # the 1 s handshake (a loaded machine) makes the check partial: retry.
+    for attempt in range(5):
+        r = subprocess.run([prog, out], env=env, capture_output=True,
+                           text=True, timeout=120)
+        print("heapsnap run: exit %d, stderr: %s"
+              % (r.returncode, r.stderr.strip()))
+        if r.returncode != 0 or r.stdout != "done\n":
+            fail("the program under the preload: exit %d, stdout %r"
+                 % (r.returncode, r.stdout))
+        if "missed 0 partial 0" in r.stderr:
+            break
+    else:
+        fail("every check was partial: " + r.stderr)
     j = subprocess.run([snapdiff, "--leaks", "--format", "json", out],
                        capture_output=True, text=True, timeout=60)
     if j.returncode != 0:
