@@ -145,7 +145,7 @@ static struct {
   atomic_size_t at;
   atomic_size_t step;
   void (*_Atomic fn)(size_t now);
-} trig[HS_TRIGGERS] = {{SIZE_MAX, 0, NULL}, {SIZE_MAX, 0, NULL}};
+} trig[HS_TRIGGERS] = {{.at = SIZE_MAX}, {.at = SIZE_MAX}};
 
 void hs__traces_set_trigger(int which, size_t at, size_t step,
                             void (*fn)(size_t now)) {
