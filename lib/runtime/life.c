@@ -9,6 +9,10 @@
 #include "../session/session.h"
 #include "runtime.h"
 
+/* Named by the static archive's link option (-u): nothing refers to this
+ * file, so without it a static link would leave the constructor out. */
+HS_HIDDEN char hs__runtime_life;
+
 __attribute__((constructor)) static void heapsnap_init(void) {
   int saved = errno;
   /* Before anything can allocate through us with the real allocator
