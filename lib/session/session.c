@@ -61,7 +61,9 @@ static int active;           /* triggers configured and the writer runs */
 static int wake_pipe[2] = {-1, -1};
 static pthread_t writer;
 static int writer_started;
-static unsigned seq;          /* next sequence number; writer thread only */
+/* The next sequence number: the writer's, and the exit's once the writer
+ * is joined or left behind still writing (so both never take one name). */
+static atomic_uint seq;
 static char progname[256];
 /* The template for the processes after this one when ours has no %p. */
 static char child_output[PATH_MAX];
@@ -287,13 +289,13 @@ static int write_snapshot(const char *word) {
   if (word) {
     expand(path, sizeof path, 0, word);
   } else if (!strstr(cfg.output, "%n")) {
-    expand(path, sizeof path, seq++, NULL);
+    expand(path, sizeof path, atomic_fetch_add(&seq, 1), NULL);
   } else {
     /* An exec'd image starts again at 0 under the same pid: skip names
      * that are taken rather than replace another image's file. */
     do
-      expand(path, sizeof path, seq++, NULL);
-    while (access(path, F_OK) == 0 && seq < 1000000);
+      expand(path, sizeof path, atomic_fetch_add(&seq, 1), NULL);
+    while (access(path, F_OK) == 0 && atomic_load(&seq) < 1000000);
   }
   hs_snapshot_t *s;
   int rc = hs_take_snapshot(&s);
@@ -645,7 +647,7 @@ void hs__session_fork_child(void) {
     hs_stop();
     return;
   }
-  seq = 0;
+  atomic_store(&seq, 0);
   if (child_output[0]) {
     snprintf(cfg.output, sizeof cfg.output, "%s", child_output);
     child_output[0] = '\0'; /* its own children inherit %p as it is */
@@ -696,6 +698,12 @@ static void session_exit(void) {
     if (pthread_timedjoin_np(writer, NULL, &ts) != 0) {
       pthread_detach(writer);
       joined = 0; /* it still owns its state */
+      unsigned owed = atomic_load(&growth_pending);
+      atomic_fetch_add(&lost, owed);
+      atomic_fetch_add(&attempted, owed);
+      say("heapsnap: pid %ld: the snapshot writer did not finish within "
+          "5 s of the exit; %u growth snapshot%s owed not written\n",
+          (long)getpid(), owed, owed == 1 ? "" : "s");
     }
   }
   atomic_store(&warm_stop, 1);

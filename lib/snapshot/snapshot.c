@@ -1,10 +1,13 @@
 /* snapshot.c - taking a snapshot of the live traces, symbolizing it once,
  * and the snapshot's life cycle (info, wrappers, copy, free). */
 #include <fnmatch.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -515,10 +518,23 @@ done:
  * parsed, tens of milliseconds for libc's - is read once per process. */
 static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_symbolizer_t *sym_kept; /* by sym_mu */
+/* The warm-up's symbolizer, read on its own and handed over without a
+ * lock: see hs__symbols_warm. Taken by sym_for when nothing is kept. */
+static hs_symbolizer_t *_Atomic sym_offer;
+static atomic_int warm_running;    /* see warm_wait */
+static atomic_uint warm_progress;
 
 /* The kept symbolizer over mods, or a new one; NULL when out of memory.
  * sym_mu held. */
 static hs_symbolizer_t *sym_for(const hs_module_list_t *mods) {
+  hs_symbolizer_t *offer = atomic_exchange(&sym_offer, NULL);
+  if (offer) {
+    /* The warm-up read every module the stacks run through; what the
+     * kept one read for an earlier snapshot is a subset of those modules
+     * in most programs, so the offer wins. */
+    hs__symbolizer_free(sym_kept);
+    sym_kept = offer;
+  }
   if (sym_kept && hs__symbolizer_rebind(sym_kept, mods) == 0)
     return sym_kept;
   hs__symbolizer_free(sym_kept);
@@ -553,13 +569,40 @@ void hs__symbols_fork_child(void) {
     sym_kept = NULL;
     atomic_store(&sym_busy, 0);
   }
+  atomic_store(&warm_running, 0); /* the warm-up did not survive the fork */
 }
 
 void hs__symbols_drop(void) {
   sym_lock();
   hs__symbolizer_free(sym_kept);
   sym_kept = NULL;
+  hs__symbolizer_free(atomic_exchange(&sym_offer, NULL));
   sym_unlock();
+}
+
+/* The warm-up's progress, for a symbolization that comes while it runs:
+ * such a one waits for the offer as long as modules keep being read (a
+ * CPU is idle for the warm-up then, and the read is done once), and does
+ * the work itself once 250 ms pass without one (a busy machine, where
+ * the lowest priority gets almost no time). */
+
+static void warm_signal(void) {
+  atomic_fetch_add(&warm_progress, 1);
+  syscall(SYS_futex, (unsigned *)&warm_progress, FUTEX_WAKE_PRIVATE, INT_MAX,
+          NULL, NULL, 0);
+}
+
+static void warm_wait(void) {
+  while (atomic_load(&warm_running)) {
+    unsigned p = atomic_load(&warm_progress);
+    if (!atomic_load(&warm_running))
+      break;
+    struct timespec ts = {0, 250000000L};
+    syscall(SYS_futex, (unsigned *)&warm_progress, FUTEX_WAIT_PRIVATE, p, &ts,
+            NULL, 0);
+    if (atomic_load(&warm_progress) == p)
+      break; /* no module read in 250 ms */
+  }
 }
 
 /* Stacks the warm-up looks through for the modules they run through. */
@@ -598,15 +641,24 @@ int hs__symbols_warm(const atomic_int *stop) {
       }
     }
   }
+  /* Read into a symbolizer of its own, without sym_mu: the warm-up runs
+   * at the lowest priority, and on a busy machine a module's read there
+   * took 40 s, which a snapshot waiting on the lock waited too (its
+   * writer's join timed out and growth snapshots were lost). A snapshot
+   * taken meanwhile reads what it needs itself; the result is offered
+   * once whole, and taken by the next symbolization. */
   hs_symframe_t fr[64];
-  for (uint32_t i = 0; i < n && !atomic_load(stop); i++) {
-    sym_lock();
-    hs_symbolizer_t *sym = sym_for(&mods);
-    if (sym)
-      (void)hs__symbolize(sym, addrs[i], fr, 64);
-    sym_unlock();
-    if (!sym)
-      break;
+  hs_symbolizer_t *own = n ? hs__symbolizer_new(&mods) : NULL;
+  if (own) {
+    atomic_store(&warm_running, 1);
+    for (uint32_t i = 0; i < n && !atomic_load(stop); i++) {
+      (void)hs__symbolize(own, addrs[i], fr, 64);
+      warm_signal();
+    }
+    /* Stopped too (the exit): what was read is the exit snapshot's. */
+    hs__symbolizer_free(atomic_exchange(&sym_offer, own));
+    atomic_store(&warm_running, 0);
+    warm_signal();
   }
 out:
   hs__modules_free(&mods);
@@ -699,6 +751,7 @@ static int symbolize_locked(struct hs_snapshot *s) {
      * the lock, which the background warm-up may hold for a while. */
     rc = intern_symbolized(s, NULL);
   } else {
+    warm_wait();
     sym_lock();
     hs_symbolizer_t *sym = sym_for(&s->modules);
     if (sym)

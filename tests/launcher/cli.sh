@@ -53,7 +53,9 @@ check interval_trigger "[ $rc = 0 ] && [ $n -ge 4 ] && [ $n -le 8 ]"
 # Every 4 MiB of growth over a 24 MiB climb: 6 snapshots + exit. The
 # crossings are counted by the allocating thread, each 4 MiB above the last
 # one, so how late the writer thread runs changes when they are written,
-# not how many (a late writer once lost one here and wrote 4).
+# not how many. Under a CPU hog this once wrote 1 to 4: the writer waited
+# on the symbolization lock held by the lowest-priority warm-up thread, and
+# the exit gave up on it after 5 s (the warm-up no longer holds that lock).
 mkdir -p "$work/eb"
 "$HS" run -q --every-bytes 4M -o "$work/eb/%n.hsnap" -- "$P/prog_triggers" grow 24 >/dev/null; rc=$?
 n=$(count "$work/eb")
