@@ -192,6 +192,10 @@ typedef struct hs_stats {
                                  which full tracing hands allocations and
                                  frees to the table (HEAPSNAP_DEFER); made
                                  at the first start, kept until exit */
+  uint64_t truncated_stacks;  /* captures cut short, their outer frames
+                                 missing: a fork child that inherited the
+                                 dynamic loader's lock held cannot call
+                                 libunwind, and never waits for it */
 } hs_stats_t;
 
 /* Fills *out, a struct of size bytes (sizeof *out). Returns 0 or HS_EINVAL

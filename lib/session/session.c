@@ -762,6 +762,17 @@ void hs__session_exit(void) {
     errno = saved;
     hs__guard_exit();
   }
+  uint64_t cut = atomic_load_explicit(&hs__unwind_truncated,
+                                      memory_order_relaxed);
+  if (cut && cfg.frames > 0) {
+    hs__guard_enter();
+    int saved = errno;
+    say("heapsnap: pid %ld: %llu stack%s cut short (forked while another "
+        "thread held the dynamic loader's lock: outer frames missing)\n",
+        (long)getpid(), (unsigned long long)cut, cut == 1 ? "" : "s");
+    errno = saved;
+    hs__guard_exit();
+  }
   if (fault.on) {
     hs__guard_enter();
     int saved = errno;

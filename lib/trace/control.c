@@ -466,6 +466,8 @@ int hs_get_stats(hs_stats_t *out, size_t size) {
   st.dropped_bytes = atomic_load(&dropped_bytes);
   st.alloc_calls = hs__traces_inserts();
   st.event_ring_bytes = hs__defer_ring_bytes();
+  st.truncated_stacks = atomic_load_explicit(&hs__unwind_truncated,
+                                             memory_order_relaxed);
   return hs__fill_versioned(out, size, &st, sizeof st);
 }
 

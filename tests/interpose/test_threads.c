@@ -393,7 +393,17 @@ START_TEST(failed_realloc_racing_clear) {
   int resurrected = 0, rounds = 0;
   size_t cur_seen = 0;
   int frames_seen = 0;
+  /* 20,000 rounds take 1-6 s, and over a minute beside CPU hogs, where
+   * each yield can wait a whole time slice: past 1,000 rounds the loop
+   * also stops after 20 s. That bounds the attempts, not the verdict. */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   for (; rounds < 20000 && !resurrected; rounds++) {
+    if (rounds >= 1000 && rounds % 100 == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      if (t1.tv_sec - t0.tv_sec >= 20)
+        break;
+    }
     /* Re-arm: hs_track on domain 0 gives the block a fresh trace. */
     (void)hs_track(0, (uintptr_t)race_block, 64);
     /* The waits yield: on a busy machine a bare spin holds the CPU the
@@ -430,8 +440,13 @@ int main(void) {
   tcase_add_test(tc, threads_mixed_exact_totals);
   tcase_add_test(tc, allocation_in_key_destructors);
   tcase_add_test(tc, fork_in_threaded_parent);
-  tcase_add_test(tc, failed_realloc_racing_clear);
   suite_add_tcase(s, tc);
+  /* Its own case: a round is three failing reallocs of the other thread
+   * and a clear, each a yield apart, so its length is the scheduler's. */
+  TCase *race = tcase_create("realloc_clear");
+  tcase_set_timeout(race, 120);
+  tcase_add_test(race, failed_realloc_racing_clear);
+  suite_add_tcase(s, race);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_FORK);
   srunner_run_all(sr, CK_NORMAL);
