@@ -52,13 +52,14 @@ enum hs_profile_form {
 };
 enum hs_profile_kind {
   HS_PROFILE_HEAP = 0,   /* /debug/pprof/heap: default inuse_space */
-  HS_PROFILE_ALLOCS = 1, /* /debug/pprof/allocs: same data, alloc default */
+  HS_PROFILE_ALLOCS = 1, /* /debug/pprof/allocs: default alloc_space */
 };
 
 typedef struct hs_snapshot hs_snapshot_t;
 
-/* Writes the profile of snap (or, with old, of snap minus old: the change
- * of the live heap per stack between the two) to out, in form. Symbolizes
+/* Writes the profile of snap (or, with old, of snap minus old: per stack,
+ * what was allocated between the two and the change of the live heap, as
+ * Go's delta profiles subtract every value) to out, in form. Symbolizes
  * the snapshots. 0 or HS_ENOMEM. */
 HS_HIDDEN int hs__profile_write(hs_snapshot_t *snap, hs_snapshot_t *old,
                                 int kind, int form, hs_buf_t *out);

@@ -91,18 +91,22 @@ static void put_bytes(hs_buf_t *b, unsigned field, const void *p, size_t n) {
 
 /* ---- samples ---- */
 
-/* Values per sample, in profile order. Go's heap profile has alloc_objects
- * and alloc_space first; once the trace layer counts allocations per stack
- * (the churn counters) they go in front of these two and are filled in
- * add_stack, and /debug/pprof/allocs defaults to alloc_space. */
-enum { V_INUSE_OBJECTS, V_INUSE_SPACE, NVAL };
+/* Values per sample, in Go's heap profile order: Go's tools (and Parca's
+ * and Pyroscope's parsers) pick a heap profile's types by these names. The
+ * alloc_ pair is the churn counters, cumulative since tracing started (or
+ * was cleared); the inuse_ pair the live blocks. */
+enum { V_ALLOC_OBJECTS, V_ALLOC_SPACE, V_INUSE_OBJECTS, V_INUSE_SPACE, NVAL };
 static const struct {
   const char *type, *unit;
-} value_types[NVAL] = {{"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+} value_types[NVAL] = {{"alloc_objects", "count"},
+                       {"alloc_space", "bytes"},
+                       {"inuse_objects", "count"},
+                       {"inuse_space", "bytes"}};
 
+/* Go's net/http/pprof serves one heap profile under both names and sets
+ * only the default apart. */
 static int default_value(int kind) {
-  (void)kind; /* HS_PROFILE_ALLOCS: alloc_space, when it exists */
-  return V_INUSE_SPACE;
+  return kind == HS_PROFILE_ALLOCS ? V_ALLOC_SPACE : V_INUSE_SPACE;
 }
 
 typedef struct sample {
@@ -262,7 +266,45 @@ static uint32_t site_of(const struct hs_snapshot *s, uint32_t st,
   return fallback != UINT32_MAX ? fallback : 0;
 }
 
-/* Adds sign times the live blocks of s, per stack, to the samples. */
+/* The sample of stack st of s, made on first sight; memo holds sample + 1
+ * per stack of s, wrap the wrapper marks per loc. NULL when out of memory. */
+static sample_t *sample_of(samples_t *ss, const struct hs_snapshot *s,
+                           uint32_t st, uint32_t *memo, uint8_t *wrap) {
+  uint32_t *slot = &memo[st];
+  if (!*slot) {
+    ss->ks = s;
+    ss->kstack = st;
+    uint32_t *m = imap_find(&ss->by_stack, hash_stack(s, st), stack_eq, ss);
+    if (!m)
+      return NULL;
+    if (!*m) {
+      if (ss->n == ss->cap) {
+        size_t cap = ss->cap ? ss->cap * 2 : 256;
+        sample_t *v = realloc(ss->v, cap * sizeof *v);
+        if (!v)
+          return NULL;
+        ss->v = v;
+        ss->cap = cap;
+      }
+      sample_t *n = &ss->v[ss->n];
+      memset(n, 0, sizeof *n);
+      n->s = s;
+      n->stack = st;
+      n->site = site_of(s, st, wrap);
+      *m = (uint32_t)++ss->n;
+      ss->by_stack.n++;
+    }
+    *slot = *m;
+  }
+  return &ss->v[*slot - 1];
+}
+
+/* Adds sign times s's live blocks and churn counters, per stack, to the
+ * samples. The counters are estimates already when s was sampled (the
+ * trace layer adds each sampled block's weight), as snapdiff's pprof
+ * output takes them; the live blocks are estimated here, as it does. A
+ * stack whose blocks are all freed still has its sample: cumulative
+ * allocation counts are what /allocs is for. */
 static int add_snapshot(samples_t *ss, const struct hs_snapshot *s,
                         int sign) {
   uint8_t *wrap = calloc(s->nlocs + 1, 1);
@@ -274,38 +316,26 @@ static int add_snapshot(samples_t *ss, const struct hs_snapshot *s,
     const hs_group_t *g = &s->groups[gi];
     if (g->domain != 0 || g->stack >= s->nstacks)
       continue; /* hs_track domains are not the C heap pprof describes */
-    uint32_t *slot = &memo[g->stack];
-    if (!*slot) {
-      ss->ks = s;
-      ss->kstack = g->stack;
-      uint32_t *m = imap_find(&ss->by_stack, hash_stack(s, g->stack),
-                              stack_eq, ss);
-      if (!m)
-        goto out;
-      if (!*m) {
-        if (ss->n == ss->cap) {
-          size_t cap = ss->cap ? ss->cap * 2 : 256;
-          sample_t *v = realloc(ss->v, cap * sizeof *v);
-          if (!v)
-            goto out;
-          ss->v = v;
-          ss->cap = cap;
-        }
-        sample_t *n = &ss->v[ss->n];
-        memset(n, 0, sizeof *n);
-        n->s = s;
-        n->stack = g->stack;
-        n->site = site_of(s, g->stack, wrap);
-        *m = (uint32_t)++ss->n;
-        ss->by_stack.n++;
-      }
-      *slot = *m;
-    }
+    sample_t *sm = sample_of(ss, s, g->stack, memo, wrap);
+    if (!sm)
+      goto out;
     uint64_t bytes, count;
     hs__group_estimate(s, g, &bytes, &count);
-    sample_t *sm = &ss->v[*slot - 1];
     sm->v[V_INUSE_OBJECTS] += sign * (int64_t)count;
     sm->v[V_INUSE_SPACE] += sign * (int64_t)bytes;
+  }
+  /* The counters are kept per stack, not per domain: an hs_track domain's
+   * allocations count with the heap's of the same stack. Live snapshots
+   * always carry them; a stack with nothing counted has no sample. */
+  for (uint32_t st = 0; s->ctrs && st < s->nstacks; st++) {
+    const hs_snap_ctr_t *k = &s->ctrs[st];
+    if (!k->allocs && !k->bytes)
+      continue;
+    sample_t *sm = sample_of(ss, s, st, memo, wrap);
+    if (!sm)
+      goto out;
+    sm->v[V_ALLOC_OBJECTS] += sign * (int64_t)k->allocs;
+    sm->v[V_ALLOC_SPACE] += sign * (int64_t)k->bytes;
   }
   rc = 0;
 out:
@@ -637,7 +667,8 @@ static int write_pprof(const struct hs_snapshot *snap,
   char comment[256];
   snprintf(comment, sizeof comment,
            "heapsnap %s: %s of pid %llu%s", HS_VERSION_STRING,
-           old ? "change of the live heap" : "live heap",
+           old ? "allocations and change of the live heap"
+               : "allocations since tracing started, and the live heap",
            (unsigned long long)snap->pid,
            snap->sample_rate ? " (sampled; values are estimates)" : "");
   uint32_t ci = str(e, comment);
@@ -665,15 +696,26 @@ static int write_pprof(const struct hs_snapshot *snap,
 /* ---- text (?debug=1) ---- */
 
 static const sample_t *sort_base;
+/* Go's order: in-use bytes, largest first; then allocated bytes, which
+ * orders the stacks whose blocks are all freed. */
 static int by_space(const void *a, const void *b) {
   const sample_t *x = &sort_base[*(const uint32_t *)a],
                  *y = &sort_base[*(const uint32_t *)b];
   int64_t p = x->v[V_INUSE_SPACE], q = y->v[V_INUSE_SPACE];
+  if (p == q) {
+    p = x->v[V_ALLOC_SPACE];
+    q = y->v[V_ALLOC_SPACE];
+  }
   return p > q ? -1 : p < q;
 }
 
-static int write_text(const struct hs_snapshot *snap,
-                      const struct hs_snapshot *old, const samples_t *ss,
+/* Go's legacy heap text, "inuse_objects: inuse_bytes [alloc_objects:
+ * alloc_bytes] @ addresses", which pprof's legacy parser reads. Values are
+ * what the proto form carries, estimates when sampled, so the rate is
+ * written as 1 ("heap/2", Go's 2 * MemProfileRate): a parser that sees a
+ * larger rate scales the values again. The trailing comments say what was
+ * sampled, as Go's say what runtime.MemStats held. */
+static int write_text(const struct hs_snapshot *snap, const samples_t *ss,
                       hs_buf_t *out) {
   int64_t tot[NVAL] = {0};
   uint32_t *order = malloc((ss->n + 1) * sizeof *order);
@@ -691,21 +733,20 @@ static int write_text(const struct hs_snapshot *snap,
   }
   sort_base = ss->v; /* one server thread: a static is safe here */
   qsort(order, n, sizeof *order, by_space);
-  /* Not Go's legacy "heap profile:" text, whose bracketed alloc columns we
-   * cannot fill yet: a parser of that format must not read ours as it. */
-  hs__buf_printf(out,
-                 "heapsnap %s %s, pid %llu: %lld objects, %lld bytes in use"
-                 "%s%s\n",
-                 HS_VERSION_STRING, old ? "heap change" : "heap",
-                 (unsigned long long)snap->pid, (long long)tot[0],
-                 (long long)tot[1], old ? " (difference)" : "",
-                 snap->sample_rate ? " (sampled estimates)" : "");
+  hs__buf_printf(out, "heap profile: %lld: %lld [%lld: %lld] @ heap/2\n",
+                 (long long)tot[V_INUSE_OBJECTS],
+                 (long long)tot[V_INUSE_SPACE],
+                 (long long)tot[V_ALLOC_OBJECTS],
+                 (long long)tot[V_ALLOC_SPACE]);
   for (size_t o = 0; o < n; o++) {
     const sample_t *sm = &ss->v[order[o]];
     const struct hs_snapshot *s = sm->s;
     const hs_snap_stack_t *k = &s->stacks[sm->stack];
-    hs__buf_printf(out, "\n%lld: %lld @", (long long)sm->v[V_INUSE_OBJECTS],
-                   (long long)sm->v[V_INUSE_SPACE]);
+    hs__buf_printf(out, "%lld: %lld [%lld: %lld] @",
+                   (long long)sm->v[V_INUSE_OBJECTS],
+                   (long long)sm->v[V_INUSE_SPACE],
+                   (long long)sm->v[V_ALLOC_OBJECTS],
+                   (long long)sm->v[V_ALLOC_SPACE]);
     for (uint32_t i = sm->site; i < k->nloc; i++)
       hs__buf_printf(out, " 0x%llx",
                      (unsigned long long)loc_address(
@@ -723,7 +764,17 @@ static int write_text(const struct hs_snapshot *snap,
         hs__buf_printf(out, "%s+0x%llx\n", m ? m->path : "?",
                        (unsigned long long)l->offset);
     }
+    hs__buf_printf(out, "\n");
   }
+  hs__buf_printf(out,
+                 "# heapsnap %s, pid %llu: alloc_ counted since tracing "
+                 "started, inuse_ live\n",
+                 HS_VERSION_STRING, (unsigned long long)snap->pid);
+  if (snap->sample_rate)
+    hs__buf_printf(out,
+                   "# sampled, one sample per %llu bytes: the values are "
+                   "estimates, already scaled\n",
+                   (unsigned long long)snap->sample_rate);
   free(order);
   return out->err ? HS_ENOMEM : 0;
 }
@@ -741,7 +792,7 @@ int hs__profile_write(hs_snapshot_t *snap, hs_snapshot_t *old, int kind,
   if (rc == 0 && old)
     rc = add_snapshot(&ss, old, -1);
   if (rc == 0)
-    rc = form == HS_PROFILE_TEXT ? write_text(snap, old, &ss, out)
+    rc = form == HS_PROFILE_TEXT ? write_text(snap, &ss, out)
                                  : write_pprof(snap, old, kind, &ss, out);
   free(ss.v);
   imap_free(&ss.by_stack);

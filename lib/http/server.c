@@ -337,9 +337,10 @@ static const char index_html[] =
     "<table>\n<thead><td>Profile</td></thead>\n"
     "<tr><td><a href=\"allocs?debug=1\">allocs</a></td></tr>\n"
     "<tr><td><a href=\"heap?debug=1\">heap</a></td></tr>\n"
-    "</table>\n<p>allocs and heap both hold the live heap per stack "
-    "(inuse_objects, inuse_space); allocs defaults to the allocation "
-    "counts once heapsnap counts them. ?seconds=N (1 to 60) gives the "
+    "</table>\n<p>allocs and heap are one profile per stack: what was "
+    "allocated since tracing started (alloc_objects, alloc_space) and "
+    "what is live (inuse_objects, inuse_space); allocs defaults to "
+    "alloc_space, heap to inuse_space. ?seconds=N (1 to 60) gives the "
     "change over N seconds, ?debug=1 text.</p>\n</body>\n</html>\n";
 
 static int profile_kind(const char *path) {

@@ -252,8 +252,11 @@ typedef struct hs_trace_rec {
   uint32_t stack;
   uint32_t domain;
 } hs_trace_rec_t;
-/* Calls fn for every live trace, one table shard at a time under that
- * shard's lock: other threads keep allocating meanwhile. fn must not
+/* Calls fn for every live trace, one table shard at a time: each shard is
+ * copied under its lock and visited after (the wide table under its lock),
+ * so other threads keep allocating meanwhile and the ring's applier is not
+ * held up by fn. Every trace applied before the call is seen (the ring is
+ * drained first) unless freed before its shard is copied. fn must not
  * allocate through the interposer's traced path (the guard is held). */
 HS_HIDDEN void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
                                   void *arg);

@@ -820,24 +820,72 @@ void hs__traces_clear_locked(void) {
     hs__traces_set_filter_locked(1);
 }
 
+/* Each shard's slots are copied whole under its lock and visited after it
+ * is released. The ring's batches take every table lock in shard order
+ * (hs__traces_batch_begin), so a batch that meets the shard a visitor
+ * holds waits for it, then for the next one it takes: it follows the
+ * visitor to the last shard. With the visit (a snapshot's grouping, some
+ * 20 ns a trace) under the lock, that held the ring's applier for the
+ * whole walk, 15 to 45 ms for a million traces, while the allocating
+ * threads, the ring full, waited for room (BENCHMARKS.md, "pprof
+ * endpoint"). A copy holds a shard only for a memcpy, and the batch that
+ * waited for it takes the other locks while the visitor works unlocked.
+ * The buffer is mapped and written in before the lock is taken, so no
+ * page fault lands in the hold; it grows to the largest shard and lives
+ * for the call. Without memory for it, a shard is visited under its lock
+ * as before. */
 void hs__traces_foreach(void (*fn)(const hs_trace_rec_t *, void *),
                         void *arg) {
   hs_trace_rec_t rec;
+  slot_t *buf = NULL;
+  uint32_t bufcap = 0; /* slots */
   hs__defer_drain();
   for (unsigned i = 0; i < TRACE_SHARDS; i++) {
     trace_shard_t *sh = &shards[i];
-    hs__lock(&sh->lock);
-    for (uint32_t j = 0; sh->slots && j <= sh->mask; j++) {
-      if (!sh->slots[j].ptr)
+    uint32_t n = 0;
+    int copied = 0;
+    for (;;) {
+      uint32_t want =
+          __atomic_load_n(&sh->slots, __ATOMIC_RELAXED)
+              ? __atomic_load_n(&sh->mask, __ATOMIC_RELAXED) + 1
+              : 0;
+      if (want > bufcap) {
+        hs__mem_free_big(HS_MEM_OTHER, buf, (size_t)bufcap * sizeof *buf);
+        buf = hs__mem_calloc_big(HS_MEM_OTHER, want, sizeof *buf);
+        bufcap = buf ? want : 0;
+      }
+      hs__lock(&sh->lock);
+      if (!sh->slots) {
+        copied = 1;
+      } else if (sh->mask + 1 <= bufcap) {
+        n = sh->mask + 1;
+        memcpy(buf, sh->slots, (size_t)n * sizeof *buf);
+        copied = 1;
+      } else if (!buf) {
+        break; /* no memory for a copy: visit under the lock */
+      }
+      if (copied) {
+        hs__unlock(&sh->lock);
+        break;
+      }
+      hs__unlock(&sh->lock); /* it grew meanwhile */
+    }
+    const slot_t *v = copied ? buf : sh->slots;
+    if (!copied)
+      n = sh->mask + 1;
+    for (uint32_t j = 0; j < n; j++) {
+      if (!v[j].ptr)
         continue;
-      rec.ptr = sptr(&sh->slots[j]);
-      rec.size = ssize(&sh->slots[j]);
-      rec.stack = sstack(&sh->slots[j]);
+      rec.ptr = sptr(&v[j]);
+      rec.size = ssize(&v[j]);
+      rec.stack = sstack(&v[j]);
       rec.domain = 0;
       fn(&rec, arg);
     }
-    hs__unlock(&sh->lock);
+    if (!copied)
+      hs__unlock(&sh->lock);
   }
+  hs__mem_free_big(HS_MEM_OTHER, buf, (size_t)bufcap * sizeof *buf);
   hs__lock(&wide.lock);
   for (uint32_t j = 0; wide.e && j <= wide.mask; j++) {
     if (!wide.e[j].used)
