@@ -58,6 +58,8 @@ item() {
     echo "  ok $name: $(echo "$out" | tail -1)"
   else
     echo "  FAIL $name (exit $rc after $((SECONDS - t0)) s):"
+    # The failing lines first (a test log's FAIL may be far from its end).
+    echo "$out" | grep -E '^(FAIL|.*:[EF]:)' | head -20 | sed 's/^/  ! /'
     echo "$out" | tail -20 | sed 's/^/  | /'
     fails=$((fails + 1))
   fi

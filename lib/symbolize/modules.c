@@ -2,6 +2,7 @@
  * build-ids, captured once per snapshot so that addresses resolve later. */
 #define _GNU_SOURCE
 #include <elf.h>
+#include <limits.h>
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,13 @@ static int on_module(struct dl_phdr_info *info, size_t size, void *arg) {
   if (name[0] == '\0' && !c->seen_main) {
     c->seen_main = 1;
     m->path = self_exe_path();
+  } else if (name[0] && name[0] != '/') {
+    /* dlopen("./plugin.so") leaves that name in the link map, and only a
+     * path from / is opened later (module_open), whatever the directory
+     * then: resolve it now, against the directory it was loaded from as
+     * long as the program has not changed directory since. */
+    char buf[PATH_MAX];
+    m->path = strdup(realpath(name, buf) ? buf : name);
   } else {
     m->path = strdup(name);
   }
