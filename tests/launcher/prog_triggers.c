@@ -1,5 +1,6 @@
 /* prog_triggers.c - behaviours the launcher's trigger tests need: raise a
  * signal, grow and shrink the heap, run for a while, die by a signal. */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,25 @@ int main(int argc, char **argv) {
     void *p = malloc(100);
     nap(argc > 2 ? atol(argv[2]) : 1000);
     printf("slept %s\n", p ? "ok" : "?");
+    return 0;
+  }
+  if (!strcmp(mode, "files")) {
+    /* Runs until DIR holds N files (at most 120 s): how many periodic
+     * snapshots fit in a fixed time is the scheduler's to say. */
+    const char *dir = argc > 2 ? argv[2] : ".";
+    int want = argc > 3 ? atoi(argv[3]) : 1, have = 0;
+    void *p = malloc(100);
+    for (int ms = 0; ms < 120000 && have < want; ms += 20) {
+      nap(20);
+      have = 0;
+      DIR *d = opendir(dir);
+      for (struct dirent *e; d && (e = readdir(d));)
+        have += strstr(e->d_name, ".hsnap") != NULL &&
+                strstr(e->d_name, ".tmp") == NULL;
+      if (d)
+        closedir(d);
+    }
+    printf("saw %d %s\n", have, p ? "ok" : "?");
     return 0;
   }
   if (!strcmp(mode, "kill")) {
