@@ -536,11 +536,24 @@ typedef struct hs_leak_summary {
                               or tracing is sampled (blocks reached only
                               through unsampled ones look lost): losses may
                               be overstated */
+  int stopped_by;          /* HS_LEAK_STOP_* bits: how the other threads
+                              were stopped; 0 when there was none (or the
+                              library is older than this member, which
+                              fills what was padding) */
   uint64_t scan_ns;        /* from the stop to the resume */
 } hs_leak_summary_t;
+/* HS_LEAK_STOP_PTRACE: a helper task stopped them with ptrace (an
+ * interrupted system call restarts: nanosleep, poll, select, read and the
+ * futex waits see no EINTR; epoll_wait and sigtimedwait do, as after
+ * SIGSTOP). HS_LEAK_STOP_SIGNAL: a real-time signal parked them in a
+ * handler (the calls signal(7) lists as never restarted return EINTR):
+ * where ptrace is refused (seccomp, Yama, a debugger already tracing the
+ * thread), off x86-64, or HEAPSNAP_LEAK_STOP=signal. */
+#define HS_LEAK_STOP_PTRACE 1
+#define HS_LEAK_STOP_SIGNAL 2
 
-/* Stops every other thread of the process (a real-time signal parks it in a
- * handler that saves its registers), scans conservatively from the roots -
+/* Stops every other thread of the process (ptrace from a helper task, or a
+ * real-time signal that parks it in a handler; see HS_LEAK_STOP_*), scans conservatively from the roots -
  * writable segments of every loaded module except heapsnap's, each thread's
  * stack from its stack pointer up (glibc's static TLS and thread descriptor
  * lie there), the main thread's static TLS, every thread's registers - and

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include "../snapshot/snapshot.h"
 #include "../trace/trace.h"
 #include "leak.h"
 
@@ -551,10 +554,15 @@ void hs__leak_fork_child(void) {
   hs__world_fork_child();
 }
 
+static const hs_class_source_t class_source = {
+    hs__leak_result_lock, hs__leak_have_result, hs__leak_kind_of,
+    hs__leak_result_unlock};
+
 static void use_result(void) {
   if (__atomic_load_n(&result_in_use, __ATOMIC_ACQUIRE))
     return;
   __atomic_store_n(&result_in_use, 1, __ATOMIC_RELEASE);
+  hs__snapshot_set_class_source(&class_source);
 }
 
 static const uint8_t final_kind[] = {
@@ -635,11 +643,24 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
   return 0;
 }
 
+/* stopped_by took what was padding: the layout of soname 1 stays. */
+_Static_assert(sizeof(void *) != 8 ||
+                   (offsetof(hs_leak_summary_t, stopped_by) == 108 &&
+                    offsetof(hs_leak_summary_t, scan_ns) == 112 &&
+                    sizeof(hs_leak_summary_t) == 120),
+               "hs_leak_summary_t's layout is fixed for soname 1");
+
 int hs_leak_check(hs_leak_summary_t *out) {
+  /* The caller's registers are roots as the host left them at the call:
+   * taken later they would hold heapsnap's scratch values (block addresses
+   * from the sort) and make lost blocks look reachable. */
+  ucontext_t caller_uc;
+  int have_uc = getcontext(&caller_uc) == 0;
   if (out)
     memset(out, 0, sizeof *out);
   if (!hs_is_tracing())
     return HS_ENOTTRACING;
+  int saved_errno = errno; /* the host's, whatever the check's calls set */
   uintptr_t caller_sp = (uintptr_t)__builtin_frame_address(0);
   hs__guard_enter();
   pthread_mutex_lock(&check_mu);
@@ -677,10 +698,11 @@ int hs_leak_check(hs_leak_summary_t *out) {
   if (!s.stack || !s.bounce)
     goto out;
   t0 = mono_ns();
-  if (hs__world_stop(&world, caller_sp) != 0)
+  if (hs__world_stop(&world, caller_sp, have_uc ? &caller_uc : NULL) != 0)
     goto out;
   rc = scan_stopped(&s, &maps, &mods, &partial);
-  hs__world_resume(&world);
+  if (hs__world_resume(&world))
+    partial = 1; /* the tracer died: the threads ran during the scan */
   t1 = mono_ns();
   if (rc != 0)
     goto out;
@@ -697,6 +719,7 @@ int hs_leak_check(hs_leak_summary_t *out) {
   sum.threads = world.parked + 1;
   sum.threads_missed = world.missed;
   sum.partial = partial;
+  sum.stopped_by = world.how;
   sum.scan_ns = (uint64_t)(t1 - t0);
   if (out)
     *out = sum;
@@ -719,6 +742,7 @@ out:
   hs__leak_unmap(s.bounce, BOUNCE);
   pthread_mutex_unlock(&check_mu);
   hs__guard_exit();
+  errno = saved_errno;
   return rc;
 }
 
