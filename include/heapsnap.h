@@ -302,6 +302,13 @@ typedef enum hs_key {
   HS_KEY_FUNCTION = 2,
   HS_KEY_TRACEBACK = 3
 } hs_key_t;
+/* OR'd into a key for hs_snapshot_statistics() and hs_snapshot_compare()
+ * (e.g. (hs_key_t)(HS_KEY_LINENO | HS_KEY_BY_LEAK)): every entry is split
+ * by the leak class of its blocks (hs_statistics_leak_kind() says which;
+ * a snapshot without classes gives only HS_LEAK_UNCHECKED entries). A
+ * key's churn has no class and is counted once, on its UNCHECKED entry.
+ * hs_statistics_info_t.key is the key without this flag. */
+#define HS_KEY_BY_LEAK 0x100
 
 /* hs_frame_t, hs_statistic_t, hs_statistic_diff_t and hs_filter_t are
  * elements of arrays (the caller indexes frames[i], passes filters[n]) or
@@ -380,6 +387,11 @@ HS_API const hs_statistic_t *hs_statistics_get(const hs_statistics_t *st,
 HS_API const hs_statistic_diff_t *
 hs_statistics_get_diff(const hs_statistics_t *st, size_t i);
 
+/* The leak class (HS_LEAK_*) of entry i of a list grouped with
+ * HS_KEY_BY_LEAK; -1 when st is not grouped so, or i is past the end.
+ * [MT-obj] [AS-no] [fork-ok] */
+HS_API int hs_statistics_leak_kind(const hs_statistics_t *st, size_t i);
+
 /* What a list is about (a versioned struct, see hs_stats_t). */
 typedef struct hs_statistics_info {
   size_t struct_size;       /* bytes the library filled */
@@ -434,7 +446,9 @@ HS_API void hs_statistics_free(hs_statistics_t *st);
  * HS_SORT_COUNT by blocks allocated, HS_SORT_TEMPORARY by temporary
  * blocks (heaptrack's), descending, then live size and key (for a compare,
  * by the absolute change of that figure first). Keys that only churned
- * (nothing live) appear in every order. Returns 0 or HS_EINVAL. */
+ * (nothing live) appear in every order. Returns 0, HS_EINVAL, or HS_ENOMEM
+ * (a list grouped by class is sorted through a copy; it is left as it
+ * was). */
 enum { HS_SORT_LIVE = 0, HS_SORT_ALLOCATED = 1, HS_SORT_COUNT = 2,
        HS_SORT_TEMPORARY = 3 };
 HS_API int hs_statistics_sort(hs_statistics_t *st, int order);
@@ -496,6 +510,13 @@ HS_API int hs_statistic_format(const hs_statistic_t *st, hs_key_t key,
 /* str(StatisticDiff): "f.c:9: size=0 B (-4096 B), count=0 (-3)". */
 HS_API int hs_statistic_diff_format(const hs_statistic_diff_t *d,
                                     hs_key_t key, char *buf, size_t len);
+/* Entry i of a list as hs_statistic_format() or hs_statistic_diff_format()
+ * print it with the list's key, the class after the key when the list is
+ * grouped by class: "f.c:42 (definitely lost): size=40 B, count=1,
+ * average=40 B". Returns the length snprintf would, or HS_EINVAL (st NULL,
+ * i past the end). [MT-obj] [AS-no: snprintf] [fork-ok] */
+HS_API int hs_statistics_format(const hs_statistics_t *st, size_t i,
+                                char *buf, size_t len);
 /* Traceback.format(): lines '  File "f.c", line 42' each followed by the
  * source line (indented) when the file can be read. limit > 0 keeps the
  * limit most recent frames, < 0 the oldest, 0 all; most_recent_first as
@@ -571,7 +592,8 @@ HS_API int hs_snapshot_leak_summary(const hs_snapshot_t *snap,
                                     hs_leak_summary_t *out);
 
 /* A new snapshot with the blocks whose class is in kinds, a mask of
- * (1u << HS_LEAK_*): statistics of it group one class by any key.
+ * (1u << HS_LEAK_*): statistics of it group one class by any key (and
+ * HS_KEY_BY_LEAK splits any snapshot's statistics by class).
  * Returns 0, HS_EINVAL or HS_ENOMEM. Caller frees with hs_snapshot_free(). */
 HS_API int hs_snapshot_filter_leaks(hs_snapshot_t *snap, unsigned kinds,
                                     hs_snapshot_t **out);
@@ -587,7 +609,7 @@ HS_API int64_t hs_snapshot_leak_suppress(hs_snapshot_t *snap, const char *path,
                                          char *err, size_t errlen);
 
 /* "definitely lost", "indirectly lost", "possibly lost", "still reachable",
- * "suppressed", "unchecked" (static strings). */
+ * "suppressed", "unchecked" (static strings). [MT] [AS-safe] [fork-ok] */
 HS_API const char *hs_leak_kind_name(int kind);
 
 #ifdef __cplusplus

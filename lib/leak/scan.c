@@ -745,20 +745,3 @@ out:
   errno = saved_errno;
   return rc;
 }
-
-const char *hs_leak_kind_name(int kind) {
-  switch (kind) {
-  case HS_LEAK_DEFINITE:
-    return "definitely lost";
-  case HS_LEAK_INDIRECT:
-    return "indirectly lost";
-  case HS_LEAK_POSSIBLE:
-    return "possibly lost";
-  case HS_LEAK_REACHABLE:
-    return "still reachable";
-  case HS_LEAK_SUPPRESSED:
-    return "suppressed";
-  default:
-    return "unchecked";
-  }
-}

@@ -154,6 +154,12 @@ typedef struct hs_class_source {
 } hs_class_source_t;
 HS_HIDDEN void hs__snapshot_set_class_source(const hs_class_source_t *src);
 
+/* hs_statistic_format's text of st, or hs_statistic_diff_format's of d
+ * (st NULL), with " (kind)" after the key when kind is not NULL. */
+HS_HIDDEN int hs__statistic_text(const hs_statistic_t *st,
+                                 const hs_statistic_diff_t *d, hs_key_t key,
+                                 const char *kind, char *buf, size_t len);
+
 /* Turns the raw stage into the symbolized stage (idempotent). 0 or HS_E*. */
 HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
 
