@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
   pthread_create(&t2, NULL, on_stack, NULL);
   while (atomic_load(&ready) < 2)
     ;
-  pthread_create(&t3, NULL, exiting, NULL);
+  pthread_create(&t3, NULL, exiting, NULL); /* L:exited_dtv */
   pthread_join(t3, NULL);
   scrub();
   int rc = check(out);
