@@ -80,8 +80,6 @@ HS_HIDDEN int hs__tracer_stop(hs_leak_world_t *w);
 /* Lets the tracer detach every thread and waits (bounded) for it to exit;
  * 0, or 1 when it had died before (the threads ran during the scan). */
 HS_HIDDEN int hs__tracer_resume(void);
-/* Whether the tracer still holds the threads (it can be killed). */
-HS_HIDDEN int hs__tracer_alive(void);
 /* In a fork child: the tracer is the parent's. */
 HS_HIDDEN void hs__tracer_fork_child(void);
 

@@ -43,7 +43,6 @@ int hs__tracer_stop(hs_leak_world_t *w) {
   return HS_EINVAL;
 }
 int hs__tracer_resume(void) { return 0; }
-int hs__tracer_alive(void) { return 0; }
 void hs__tracer_fork_child(void) {}
 
 #else
@@ -368,10 +367,6 @@ int hs__tracer_stop(hs_leak_world_t *w) {
   tracer_finish();
   __atomic_store_n(&w->n, tc.first, __ATOMIC_RELEASE);
   return HS_EIO;
-}
-
-int hs__tracer_alive(void) {
-  return atomic_load(&tc.alive) != 0 && !atomic_load(&tc.resume);
 }
 
 int hs__tracer_resume(void) {
