@@ -306,6 +306,13 @@ typedef enum hs_key {
   HS_KEY_FUNCTION = 2,
   HS_KEY_TRACEBACK = 3
 } hs_key_t;
+/* OR'd into a key for hs_snapshot_statistics() and hs_snapshot_compare()
+ * (e.g. (hs_key_t)(HS_KEY_LINENO | HS_KEY_BY_LEAK)): every entry is split
+ * by the leak class of its blocks (hs_statistics_leak_kind() says which;
+ * a snapshot without classes gives only HS_LEAK_UNCHECKED entries). A
+ * key's churn has no class and is counted once, on its UNCHECKED entry.
+ * hs_statistics_info_t.key is the key without this flag. */
+#define HS_KEY_BY_LEAK 0x100
 
 /* hs_frame_t, hs_statistic_t, hs_statistic_diff_t and hs_filter_t are
  * elements of arrays (the caller indexes frames[i], passes filters[n]) or
@@ -384,6 +391,11 @@ HS_API const hs_statistic_t *hs_statistics_get(const hs_statistics_t *st,
 HS_API const hs_statistic_diff_t *
 hs_statistics_get_diff(const hs_statistics_t *st, size_t i);
 
+/* The leak class (HS_LEAK_*) of entry i of a list grouped with
+ * HS_KEY_BY_LEAK; -1 when st is not grouped so, or i is past the end.
+ * [MT-obj] [AS-no] [fork-ok] */
+HS_API int hs_statistics_leak_kind(const hs_statistics_t *st, size_t i);
+
 /* What a list is about (a versioned struct, see hs_stats_t). */
 typedef struct hs_statistics_info {
   size_t struct_size;       /* bytes the library filled */
@@ -438,7 +450,9 @@ HS_API void hs_statistics_free(hs_statistics_t *st);
  * HS_SORT_COUNT by blocks allocated, HS_SORT_TEMPORARY by temporary
  * blocks (heaptrack's), descending, then live size and key (for a compare,
  * by the absolute change of that figure first). Keys that only churned
- * (nothing live) appear in every order. Returns 0 or HS_EINVAL. */
+ * (nothing live) appear in every order. Returns 0, HS_EINVAL, or HS_ENOMEM
+ * (a list grouped by class is sorted through a copy; it is left as it
+ * was). */
 enum { HS_SORT_LIVE = 0, HS_SORT_ALLOCATED = 1, HS_SORT_COUNT = 2,
        HS_SORT_TEMPORARY = 3 };
 HS_API int hs_statistics_sort(hs_statistics_t *st, int order);
@@ -500,6 +514,13 @@ HS_API int hs_statistic_format(const hs_statistic_t *st, hs_key_t key,
 /* str(StatisticDiff): "f.c:9: size=0 B (-4096 B), count=0 (-3)". */
 HS_API int hs_statistic_diff_format(const hs_statistic_diff_t *d,
                                     hs_key_t key, char *buf, size_t len);
+/* Entry i of a list as hs_statistic_format() or hs_statistic_diff_format()
+ * print it with the list's key, the class after the key when the list is
+ * grouped by class: "f.c:42 (definitely lost): size=40 B, count=1,
+ * average=40 B". Returns the length snprintf would, or HS_EINVAL (st NULL,
+ * i past the end). [MT-obj] [AS-no: snprintf] [fork-ok] */
+HS_API int hs_statistics_format(const hs_statistics_t *st, size_t i,
+                                char *buf, size_t len);
 /* Traceback.format(): lines '  File "f.c", line 42' each followed by the
  * source line (indented) when the file can be read. limit > 0 keeps the
  * limit most recent frames, < 0 the oldest, 0 all; most_recent_first as
@@ -540,11 +561,24 @@ typedef struct hs_leak_summary {
                               or tracing is sampled (blocks reached only
                               through unsampled ones look lost): losses may
                               be overstated */
+  int stopped_by;          /* HS_LEAK_STOP_* bits: how the other threads
+                              were stopped; 0 when there was none (or the
+                              library is older than this member, which
+                              fills what was padding) */
   uint64_t scan_ns;        /* from the stop to the resume */
 } hs_leak_summary_t;
+/* HS_LEAK_STOP_PTRACE: a helper task stopped them with ptrace (an
+ * interrupted system call restarts: nanosleep, poll, select, read and the
+ * futex waits see no EINTR; epoll_wait and sigtimedwait do, as after
+ * SIGSTOP). HS_LEAK_STOP_SIGNAL: a real-time signal parked them in a
+ * handler (the calls signal(7) lists as never restarted return EINTR):
+ * where ptrace is refused (seccomp, Yama, a debugger already tracing the
+ * thread), off x86-64, or HEAPSNAP_LEAK_STOP=signal. */
+#define HS_LEAK_STOP_PTRACE 1
+#define HS_LEAK_STOP_SIGNAL 2
 
-/* Stops every other thread of the process (a real-time signal parks it in a
- * handler that saves its registers), scans conservatively from the roots -
+/* Stops every other thread of the process (ptrace from a helper task, or a
+ * real-time signal that parks it in a handler; see HS_LEAK_STOP_*), scans conservatively from the roots -
  * writable segments of every loaded module except heapsnap's, each thread's
  * stack from its stack pointer up (glibc's static TLS and thread descriptor
  * lie there), the main thread's static TLS, every thread's registers - and
@@ -562,7 +596,8 @@ HS_API int hs_snapshot_leak_summary(const hs_snapshot_t *snap,
                                     hs_leak_summary_t *out);
 
 /* A new snapshot with the blocks whose class is in kinds, a mask of
- * (1u << HS_LEAK_*): statistics of it group one class by any key.
+ * (1u << HS_LEAK_*): statistics of it group one class by any key (and
+ * HS_KEY_BY_LEAK splits any snapshot's statistics by class).
  * Returns 0, HS_EINVAL or HS_ENOMEM. Caller frees with hs_snapshot_free(). */
 HS_API int hs_snapshot_filter_leaks(hs_snapshot_t *snap, unsigned kinds,
                                     hs_snapshot_t **out);
@@ -578,7 +613,7 @@ HS_API int64_t hs_snapshot_leak_suppress(hs_snapshot_t *snap, const char *path,
                                          char *err, size_t errlen);
 
 /* "definitely lost", "indirectly lost", "possibly lost", "still reachable",
- * "suppressed", "unchecked" (static strings). */
+ * "suppressed", "unchecked" (static strings). [MT] [AS-safe] [fork-ok] */
 HS_API const char *hs_leak_kind_name(int kind);
 
 #ifdef __cplusplus

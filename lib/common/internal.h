@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <pthread.h>
 
@@ -126,6 +127,12 @@ HS_HIDDEN size_t hs__mem_used(enum hs_mem_kind kind);
  * pthread_create's result. */
 HS_HIDDEN int hs__thread_start(pthread_t *out, void *(*fn)(void *),
                                size_t stack, int detached);
+/* 1 when tid is one of those threads, running (the leak check does not
+ * stop them: they block every signal and touch only heapsnap's memory).
+ * Lock-free, async-signal-safe. */
+HS_HIDDEN int hs__own_thread(pid_t tid);
+/* How many of them were created and have not yet registered. */
+HS_HIDDEN int hs__own_threads_starting(void);
 
 /* ---- calls that may take the loader's lock ----
  * dl_iterate_phdr takes the loader's write lock, and libunwind calls it (and

@@ -1,21 +1,50 @@
 /* thread.c - heapsnap's own threads (the applier, the snapshot writer, the
- * debug-information warm-up): started with every signal blocked. */
+ * debug-information warm-up): started with every signal blocked, and the
+ * registry of their thread ids that stopping the world reads. */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 
-#include "../leak/leak.h"
 #include "internal.h"
 
-/* The leak check does not wait for heapsnap's threads to park (they block
- * every signal): each says who it is for as long as it runs. */
+/* Thread ids of the running own threads; 0 is a free slot. Lock-free: the
+ * leak check reads it while other threads are stopped. */
+#define OWN_MAX 32
+static _Atomic pid_t own[OWN_MAX];
+/* Created, not yet in own[]: the leak check waits for these to say who
+ * they are rather than take one for a host thread (it blocks every
+ * signal, so the signal would wait for it in vain). */
+static atomic_int starting;
+
+int hs__own_threads_starting(void) { return atomic_load(&starting); }
+
+int hs__own_thread(pid_t tid) {
+  for (int i = 0; i < OWN_MAX; i++)
+    if (atomic_load_explicit(&own[i], memory_order_relaxed) == tid)
+      return 1;
+  return 0;
+}
+
+/* Each says who it is for as long as it runs; a thread that finds no free
+ * slot is simply not known (the leak check then waits for it in vain and
+ * counts it missed). */
 static void *own_thread(void *arg) {
   void *(*fn)(void *) = *(void *(**)(void *))arg;
   free(arg);
-  hs__leak_own_thread_enter();
+  pid_t me = (pid_t)syscall(SYS_gettid);
+  int slot = -1;
+  for (int i = 0; i < OWN_MAX && slot < 0; i++) {
+    pid_t z = 0;
+    if (atomic_compare_exchange_strong(&own[i], &z, me))
+      slot = i;
+  }
+  atomic_fetch_sub(&starting, 1);
   void *r = fn(NULL);
-  hs__leak_own_thread_exit();
+  if (slot >= 0)
+    atomic_store(&own[slot], 0);
   return r;
 }
 
@@ -37,9 +66,12 @@ int hs__thread_start(pthread_t *out, void *(*fn)(void *), size_t stack,
     void *(**box)(void *) = malloc(sizeof *box);
     if (box) {
       *box = fn;
+      atomic_fetch_add(&starting, 1);
       rc = pthread_create(out ? out : &t, &a, own_thread, box);
-      if (rc != 0)
+      if (rc != 0) {
+        atomic_fetch_sub(&starting, 1);
         free(box);
+      }
     } else {
       rc = pthread_create(out ? out : &t, &a, fn, NULL);
     }

@@ -16,8 +16,10 @@
  * general registers, and on x86-64 the pointer to the FPU state). */
 #define HS_LEAK_REG_WORDS 48
 
-/* A thread's entry: signalled, parked (its registers saved), or gone. */
-enum { HS_LT_EMPTY, HS_LT_SENT, HS_LT_PARKED, HS_LT_GONE };
+/* A thread's entry: asked to stop (signalled, or interrupted by the
+ * tracer), parked (its registers saved), gone, or refused by ptrace (a
+ * debugger traces it, or ptrace is not allowed): the signal's to stop. */
+enum { HS_LT_EMPTY, HS_LT_SENT, HS_LT_PARKED, HS_LT_GONE, HS_LT_REFUSED };
 
 typedef struct hs_leak_thread {
   pid_t tid;
@@ -26,6 +28,9 @@ typedef struct hs_leak_thread {
   uintptr_t tp;        /* thread pointer (TCB): static TLS lies below it */
   uintptr_t regs[HS_LEAK_REG_WORDS];
   unsigned nregs;
+  int traced;          /* seized by the tracer: it detaches it */
+  int sig;             /* a signal the tracer caught on its way: delivered
+                          at the detach */
 } hs_leak_thread_t;
 
 typedef struct hs_leak_world {
@@ -33,23 +38,50 @@ typedef struct hs_leak_world {
   unsigned n;          /* entries used; [0] is the calling thread */
   unsigned parked;     /* threads other than the caller that parked */
   unsigned missed;     /* threads that did not park (or did not fit) */
+  int how;             /* HS_LEAK_STOP_* bits: what parked the others */
+  int tracer;          /* a tracer runs until the resume */
+  unsigned overflow;   /* threads seen that the table could not hold */
 } hs_leak_world_t;
 
+/* How hs__world_stop stops threads: HS_STOP_AUTO (ptrace, and the signal
+ * for threads ptrace refuses or where no tracer can start), HS_STOP_PTRACE
+ * (ptrace alone: what it refuses is missed), HS_STOP_SIGNAL. The order of
+ * HEAPSNAP_LEAK_STOP's choices in options.c. */
+enum { HS_STOP_AUTO, HS_STOP_PTRACE, HS_STOP_SIGNAL };
+HS_HIDDEN void hs__leak_set_stop(int how);
+
 /* Stops every thread of the process but the caller and heapsnap's own,
- * filling w (the caller's entry gets its registers from getcontext and sp
- * from caller_sp). Never allocates through malloc while threads are
+ * filling w (the caller's entry gets its registers from caller_uc, a
+ * ucontext_t that getcontext filled at the check's entry, or none when
+ * NULL, and sp from caller_sp). Never allocates through malloc while threads are
  * stopped; waits at most about a second per round for a thread to park.
  * 0, or HS_ENOMEM (nothing stopped). hs__world_resume must follow a 0. */
-HS_HIDDEN int hs__world_stop(hs_leak_world_t *w, uintptr_t caller_sp);
+HS_HIDDEN int hs__world_stop(hs_leak_world_t *w, uintptr_t caller_sp,
+                             const void *caller_uc);
 /* Lets every parked thread go; waits (bounded) until each has left the
- * handler's use of w, then w can be reused. async-signal-safe. */
-HS_HIDDEN void hs__world_resume(hs_leak_world_t *w);
+ * handler's use of w and the tracer has exited, then w can be reused.
+ * 1 when the tracer died before: the threads it held ran during the scan. */
+HS_HIDDEN int hs__world_resume(hs_leak_world_t *w);
+/* Whether w already has an entry for tid. */
+HS_HIDDEN int hs__world_has(const hs_leak_world_t *w, pid_t tid);
+/* Calls each(tid, arg) for every thread id in buf, n bytes that
+ * getdents64 read from a /proc/PID/task directory. Touches no errno: the
+ * tracer runs it. */
+HS_HIDDEN void hs__tasks_parse(const char *buf, long n,
+                               void (*each)(pid_t tid, void *arg), void *arg);
 
-/* heapsnap's own threads (applier, writer, warm-up) block every signal and
- * never touch the host's blocks: they are not waited for. thread.c calls
- * these around each thread's function. */
-HS_HIDDEN void hs__leak_own_thread_enter(void);
-HS_HIDDEN void hs__leak_own_thread_exit(void);
+/* tracer.c: a helper task that stops with ptrace every thread of the
+ * process not yet in w but the caller and heapsnap's own, appending them
+ * to w (parked, gone, refused, or still SENT when they did not stop within
+ * a second). 0: the tracer holds them until hs__tracer_resume; HS_EINVAL
+ * (no tracer on this platform or build) or HS_EIO (none could be started,
+ * or it died): nothing is held and w has only the entries it had. */
+HS_HIDDEN int hs__tracer_stop(hs_leak_world_t *w);
+/* Lets the tracer detach every thread and waits (bounded) for it to exit;
+ * 0, or 1 when it had died before (the threads ran during the scan). */
+HS_HIDDEN int hs__tracer_resume(void);
+/* In a fork child: the tracer is the parent's. */
+HS_HIDDEN void hs__tracer_fork_child(void);
 
 /* The result lock, in the runtime's fork table (before the snapshot and
  * trace entries: a snapshot takes it before the table locks). */

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include "../snapshot/snapshot.h"
 #include "../trace/trace.h"
 #include "leak.h"
 
@@ -296,6 +299,82 @@ static size_t tcb_size(void) {
   return size;
 }
 
+/* glibc's stack cache: the stacks of exited threads, kept for reuse, each
+ * with its thread descriptor at the top, which still points at the DTV
+ * (the dlopen'd modules' TLS) ld.so allocated for it. valgrind scans them
+ * as it scans every mapping; so do we, the descriptors only. The list
+ * (GL(dl_stack_cache)) has no libthread_db descriptor: in glibc 2.34 and
+ * later it follows _dl_stack_user in _rtld_global, which has one. That
+ * guess is used only when what it finds is the cache (see cache_roots). */
+static struct {
+  uintptr_t head;         /* &_dl_stack_cache, or 0 */
+  size_t list_off;        /* struct pthread's list member */
+  size_t tid_off;         /* and its tid: 0 once the thread exited, -1
+                             once joined (glibc's own test of a cached
+                             stack is tid <= 0) */
+} cache;
+
+static uint32_t td_offset(const char *name) {
+  const uint32_t *d = dlsym(RTLD_DEFAULT, name);
+  /* libthread_db's descriptors: bits, count, offset. */
+  return d && d[1] == 1 ? d[2] : UINT32_MAX;
+}
+
+static void probe_stack_cache(void) {
+  static int probed;
+  if (probed)
+    return;
+  probed = 1;
+  char *rtld = dlsym(RTLD_DEFAULT, "_rtld_global");
+  const uint32_t *list_size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_list_t");
+  uint32_t user = td_offset("_thread_db_rtld_global__dl_stack_user");
+  uint32_t used = td_offset("_thread_db_rtld_global__dl_stack_used");
+  uint32_t list = td_offset("_thread_db_pthread_list");
+  uint32_t tid = td_offset("_thread_db_pthread_tid");
+  if (!rtld || !list_size || *list_size != 2 * sizeof(uintptr_t) ||
+      user == UINT32_MAX || used == UINT32_MAX || list == UINT32_MAX ||
+      tid == UINT32_MAX || user != used + *list_size)
+    return; /* not the layout the guess is about */
+  cache.list_off = list;
+  cache.tid_off = tid;
+  cache.head = (uintptr_t)rtld + user + *list_size;
+}
+
+/* n bytes at a, read only where the maps say they can be. */
+static int read_mapped(const vec_t *maps, uintptr_t a, void *out, size_t n) {
+  return region_of(maps, a) && region_of(maps, a + n - 1) &&
+         safe_read(out, a, n) == n;
+}
+
+/* The descriptors on the cache list into pds (at most max), or -1 when
+ * the list is not glibc's stack cache as the guess expects: a circular
+ * list whose back links agree, each node readable, each descriptor's
+ * thread gone (tid <= 0) and none of them a live thread's. */
+static long cache_list(const vec_t *maps, const hs_leak_world_t *w,
+                       uintptr_t *pds, size_t max) {
+  long n = 0;
+  uintptr_t cur = cache.head, node[2];
+  for (;;) {
+    if (!read_mapped(maps, cur, node, sizeof node))
+      return -1;
+    uintptr_t next = node[0], back[2];
+    if (!read_mapped(maps, next, back, sizeof back) || back[1] != cur)
+      return -1;
+    if (next == cache.head)
+      return n;
+    uintptr_t pd = next - cache.list_off;
+    int32_t tid = -1;
+    if ((size_t)n == max || !read_mapped(maps, pd + cache.tid_off, &tid,
+                                         sizeof tid) || tid > 0)
+      return -1;
+    for (unsigned i = 0; i < w->n; i++)
+      if (w->t[i].tp == pd)
+        return -1;
+    pds[n++] = pd;
+    cur = next;
+  }
+}
+
 /* ---- marking ---- */
 
 typedef struct scan {
@@ -551,10 +630,15 @@ void hs__leak_fork_child(void) {
   hs__world_fork_child();
 }
 
+static const hs_class_source_t class_source = {
+    hs__leak_result_lock, hs__leak_have_result, hs__leak_kind_of,
+    hs__leak_result_unlock};
+
 static void use_result(void) {
   if (__atomic_load_n(&result_in_use, __ATOMIC_ACQUIRE))
     return;
   __atomic_store_n(&result_in_use, 1, __ATOMIC_RELEASE);
+  hs__snapshot_set_class_source(&class_source);
 }
 
 static const uint8_t final_kind[] = {
@@ -621,6 +705,13 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
     drain(s);
   }
   drain(s);
+  /* Exited threads' descriptors in glibc's stack cache (it keeps about
+   * 40 MiB of stacks: a few hundred at most; a longer list is no cache). */
+  static uintptr_t pds[1024];
+  long npd = cache.head ? cache_list(maps, &world, pds, 1024) : -1;
+  for (long i = 0; i < npd; i++)
+    scan_root(s, maps, pds[i], pds[i] + tcb);
+  drain(s);
   /* The lost: each unreached block, in address order, leads a clique of
    * the unreached blocks it reaches (a later leader may take in an
    * earlier one, which then becomes indirect with its members). */
@@ -635,11 +726,24 @@ static int scan_stopped(scan_t *s, vec_t *maps, const vec_t *mods,
   return 0;
 }
 
+/* stopped_by took what was padding: the layout of soname 1 stays. */
+_Static_assert(sizeof(void *) != 8 ||
+                   (offsetof(hs_leak_summary_t, stopped_by) == 108 &&
+                    offsetof(hs_leak_summary_t, scan_ns) == 112 &&
+                    sizeof(hs_leak_summary_t) == 120),
+               "hs_leak_summary_t's layout is fixed for soname 1");
+
 int hs_leak_check(hs_leak_summary_t *out) {
+  /* The caller's registers are roots as the host left them at the call:
+   * taken later they would hold heapsnap's scratch values (block addresses
+   * from the sort) and make lost blocks look reachable. */
+  ucontext_t caller_uc;
+  int have_uc = getcontext(&caller_uc) == 0;
   if (out)
     memset(out, 0, sizeof *out);
   if (!hs_is_tracing())
     return HS_ENOTTRACING;
+  int saved_errno = errno; /* the host's, whatever the check's calls set */
   uintptr_t caller_sp = (uintptr_t)__builtin_frame_address(0);
   hs__guard_enter();
   pthread_mutex_lock(&check_mu);
@@ -653,6 +757,7 @@ int hs_leak_check(hs_leak_summary_t *out) {
   probe_vm_read();
   (void)static_tls_size();
   (void)tcb_size();
+  probe_stack_cache(); /* dlsym: the loader's lock, so not while stopped */
   /* Before the stop: the table copy takes its shard locks (a stopped
    * thread may hold one) and dl_iterate_phdr the loader's lock. */
   hs__traces_foreach(copy_one, &blocks);
@@ -677,10 +782,11 @@ int hs_leak_check(hs_leak_summary_t *out) {
   if (!s.stack || !s.bounce)
     goto out;
   t0 = mono_ns();
-  if (hs__world_stop(&world, caller_sp) != 0)
+  if (hs__world_stop(&world, caller_sp, have_uc ? &caller_uc : NULL) != 0)
     goto out;
   rc = scan_stopped(&s, &maps, &mods, &partial);
-  hs__world_resume(&world);
+  if (hs__world_resume(&world))
+    partial = 1; /* the tracer died: the threads ran during the scan */
   t1 = mono_ns();
   if (rc != 0)
     goto out;
@@ -697,6 +803,7 @@ int hs_leak_check(hs_leak_summary_t *out) {
   sum.threads = world.parked + 1;
   sum.threads_missed = world.missed;
   sum.partial = partial;
+  sum.stopped_by = world.how;
   sum.scan_ns = (uint64_t)(t1 - t0);
   if (out)
     *out = sum;
@@ -719,22 +826,6 @@ out:
   hs__leak_unmap(s.bounce, BOUNCE);
   pthread_mutex_unlock(&check_mu);
   hs__guard_exit();
+  errno = saved_errno;
   return rc;
-}
-
-const char *hs_leak_kind_name(int kind) {
-  switch (kind) {
-  case HS_LEAK_DEFINITE:
-    return "definitely lost";
-  case HS_LEAK_INDIRECT:
-    return "indirectly lost";
-  case HS_LEAK_POSSIBLE:
-    return "possibly lost";
-  case HS_LEAK_REACHABLE:
-    return "still reachable";
-  case HS_LEAK_SUPPRESSED:
-    return "suppressed";
-  default:
-    return "unchecked";
-  }
 }

@@ -1,6 +1,7 @@
-/* world.c - stopping every other thread for the leak scan: a real-time
- * signal no one else uses parks each thread in a handler that saves its
- * registers, and a futex word lets them all go again. */
+/* world.c - stopping every other thread for the leak scan: by ptrace from
+ * a helper task (tracer.c), or by a real-time signal no one else uses that
+ * parks each thread in a handler saving its registers, a futex word
+ * letting them all go again. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -27,37 +28,11 @@ static atomic_int in_handler;
 static hs_leak_world_t *_Atomic cur_world;
 static int stop_sig; /* 0 until one is chosen; by the check lock */
 
-/* heapsnap's own threads. They block every signal (thread.c), so they
- * would never park; they only touch heapsnap's memory, so they need not. */
-#define OWN_MAX 32
-static _Atomic pid_t own[OWN_MAX];
-static __thread int own_slot __attribute__((tls_model("initial-exec")));
+static atomic_int stop_how; /* HS_STOP_*, from HEAPSNAP_LEAK_STOP */
+
+void hs__leak_set_stop(int how) { atomic_store(&stop_how, how); }
 
 static pid_t gettid_raw(void) { return (pid_t)syscall(SYS_gettid); }
-
-void hs__leak_own_thread_enter(void) {
-  pid_t me = gettid_raw();
-  for (int i = 0; i < OWN_MAX; i++) {
-    pid_t z = 0;
-    if (atomic_compare_exchange_strong(&own[i], &z, me)) {
-      own_slot = i + 1;
-      return;
-    }
-  }
-}
-
-void hs__leak_own_thread_exit(void) {
-  if (own_slot > 0)
-    atomic_store(&own[own_slot - 1], 0);
-  own_slot = 0;
-}
-
-static int is_own(pid_t tid) {
-  for (int i = 0; i < OWN_MAX; i++)
-    if (atomic_load_explicit(&own[i], memory_order_relaxed) == tid)
-      return 1;
-  return 0;
-}
 
 static void futex_wait(atomic_uint *w, unsigned val, long ns) {
   struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
@@ -169,57 +144,77 @@ struct dirent64_raw {
   char name[];
 };
 
-static int known(const hs_leak_world_t *w, pid_t tid) {
+void hs__tasks_parse(const char *buf, long n, void (*each)(pid_t, void *),
+                     void *arg) {
+  for (long off = 0; off < n;) {
+    const struct dirent64_raw *d = (const struct dirent64_raw *)(buf + off);
+    off += d->reclen;
+    if (d->name[0] < '0' || d->name[0] > '9')
+      continue;
+    pid_t tid = 0;
+    for (const char *c = d->name; *c >= '0' && *c <= '9'; c++)
+      tid = tid * 10 + (*c - '0');
+    each(tid, arg);
+  }
+}
+
+int hs__world_has(const hs_leak_world_t *w, pid_t tid) {
   for (unsigned i = 0; i < w->n; i++)
     if (w->t[i].tid == tid)
       return 1;
   return 0;
 }
 
-/* Signals every thread of /proc/self/task not yet in w; how many (those
- * that did not fit in the table in *overflow). opendir
- * would malloc (a stopped thread may hold the allocator's lock): the
- * directory is read with getdents64 into a buffer on this stack. */
-static unsigned signal_new(hs_leak_world_t *w, int sig, unsigned *overflow) {
+/* Calls each for every thread of /proc/self/task. opendir would malloc (a
+ * stopped thread may hold the allocator's lock): getdents64 into a buffer
+ * on this stack. */
+static void each_task(void (*each)(pid_t, void *), void *arg) {
   int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
-    return 0;
+    return;
   char buf[4096];
-  unsigned sent = 0;
-  *overflow = 0;
-  pid_t pid = getpid();
-  for (;;) {
-    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n <= 0)
-      break;
-    for (long off = 0; off < n;) {
-      struct dirent64_raw *d = (struct dirent64_raw *)(buf + off);
-      off += d->reclen;
-      if (d->name[0] < '0' || d->name[0] > '9')
-        continue;
-      pid_t tid = 0;
-      for (const char *c = d->name; *c >= '0' && *c <= '9'; c++)
-        tid = tid * 10 + (*c - '0');
-      if (known(w, tid) || is_own(tid))
-        continue;
-      if (w->n >= HS_LEAK_MAX_THREADS) {
-        ++*overflow;
-        continue;
-      }
-      hs_leak_thread_t *t = &w->t[w->n];
-      memset(t, 0, sizeof *t);
-      t->tid = tid;
-      atomic_store(&t->state, HS_LT_SENT);
-      __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE);
-      if (syscall(SYS_tgkill, pid, tid, sig) != 0) {
-        atomic_store(&t->state, HS_LT_GONE); /* it exited meanwhile */
-        continue;
-      }
-      sent++;
-    }
-  }
+  long n;
+  while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+    hs__tasks_parse(buf, n, each, arg);
   close(fd);
-  return sent;
+}
+
+typedef struct sig_round {
+  hs_leak_world_t *w;
+  int sig;
+  pid_t self, pid;
+  unsigned sent;
+} sig_round_t;
+
+static void sig_one(hs_leak_thread_t *t, sig_round_t *r) {
+  atomic_store(&t->state, HS_LT_SENT);
+  if (syscall(SYS_tgkill, r->pid, t->tid, r->sig) != 0)
+    atomic_store(&t->state, HS_LT_GONE); /* it exited meanwhile */
+  else
+    r->sent++;
+}
+
+static void sig_new(pid_t tid, void *arg) {
+  sig_round_t *r = arg;
+  hs_leak_world_t *w = r->w;
+  if (hs__world_has(w, tid) || hs__own_thread(tid))
+    return;
+  if (w->n >= HS_LEAK_MAX_THREADS) {
+    w->overflow++;
+    return;
+  }
+  hs_leak_thread_t *t = &w->t[w->n];
+  memset(t, 0, sizeof *t);
+  t->tid = tid;
+  atomic_store(&t->state, HS_LT_SENT);
+  __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE);
+  sig_one(t, r);
+}
+
+/* Threads other than the caller and heapsnap's own. */
+static void count_other(pid_t tid, void *arg) {
+  sig_round_t *r = arg;
+  r->sent += tid != r->self && !hs__own_thread(tid);
 }
 
 static long now_ns(void) {
@@ -238,7 +233,7 @@ static void wait_parked(hs_leak_world_t *w) {
     unsigned want = 0, have = atomic_load(&nparked);
     for (unsigned i = 1; i < w->n; i++) {
       int st = atomic_load(&w->t[i].state);
-      want += st == HS_LT_SENT || st == HS_LT_PARKED;
+      want += !w->t[i].traced && (st == HS_LT_SENT || st == HS_LT_PARKED);
     }
     if (have >= want)
       return;
@@ -248,7 +243,7 @@ static void wait_parked(hs_leak_world_t *w) {
     if (t >= next_probe) {
       /* A thread that exits with the signal pending never parks. */
       for (unsigned i = 1; i < w->n; i++)
-        if (atomic_load(&w->t[i].state) == HS_LT_SENT &&
+        if (!w->t[i].traced && atomic_load(&w->t[i].state) == HS_LT_SENT &&
             syscall(SYS_tgkill, pid, w->t[i].tid, 0) != 0 && errno == ESRCH) {
           int exp = HS_LT_SENT;
           atomic_compare_exchange_strong(&w->t[i].state, &exp, HS_LT_GONE);
@@ -259,43 +254,84 @@ static void wait_parked(hs_leak_world_t *w) {
   }
 }
 
-int hs__world_stop(hs_leak_world_t *w, uintptr_t caller_sp) {
+int hs__world_stop(hs_leak_world_t *w, uintptr_t caller_sp,
+                   const void *caller_uc) {
   if (!w->t &&
       !(w->t = hs__leak_map(HS_LEAK_MAX_THREADS * sizeof(hs_leak_thread_t))))
     return HS_ENOMEM;
   w->n = 1;
   w->parked = w->missed = 0;
+  w->how = w->tracer = 0;
+  w->overflow = 0;
   hs_leak_thread_t *self = &w->t[0];
   memset(self, 0, sizeof *self);
   self->tid = gettid_raw();
   self->sp = caller_sp;
   self->tp = thread_pointer();
-  ucontext_t uc;
-  if (getcontext(&uc) == 0)
-    save_regs(self, &uc);
+  if (caller_uc)
+    save_regs(self, caller_uc);
   atomic_store(&self->state, HS_LT_PARKED);
-  int sig = pick_signal();
   atomic_store(&nparked, 0);
   atomic_store(&cur_world, w);
-  atomic_fetch_add(&stop_word, 1); /* odd: stopping */
-  unsigned overflow = 0;
+  atomic_fetch_add(&stop_word, 1); /* odd: stopping (resume makes it even) */
+  /* A heapsnap thread just created is told apart once it registered:
+   * nothing is stopped yet, so it gets there (bounded, 1 s). */
+  for (int k = 0; k < 10000 && hs__own_threads_starting() > 0; k++) {
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+  }
+  sig_round_t r = {w, 0, self->tid, getpid(), 0};
+  /* Alone (the others, if any, are heapsnap's): nothing to stop, and no
+   * one who could start a thread meanwhile. */
+  each_task(count_other, &r);
+  unsigned others = r.sent;
+  if (!others)
+    return 0;
+  int how = atomic_load(&stop_how);
+  int traced = how != HS_STOP_SIGNAL && hs__tracer_stop(w) == 0;
+  w->tracer = traced;
+  /* Said as ptrace's when it parked one (seccomp may refuse every seize
+   * to a tracer that started). */
+  int refused = 0;
+  for (unsigned i = 1; traced && i < w->n; i++) {
+    int st = atomic_load(&w->t[i].state);
+    refused += st == HS_LT_REFUSED;
+    if (st == HS_LT_PARKED)
+      w->how |= HS_LEAK_STOP_PTRACE;
+  }
+  int sig = 0;
+  if (traced ? how == HS_STOP_AUTO && refused : how != HS_STOP_PTRACE)
+    sig = pick_signal();
+  r.sig = sig;
   if (sig) {
-    /* Threads started by a thread we had not stopped yet: list again
-     * until a round finds none (bounded; what is left is missed). */
+    w->how |= HS_LEAK_STOP_SIGNAL;
+    /* What ptrace refused (a debugger traces it), then, as for every
+     * thread when there is no tracer, the threads started by a thread we
+     * had not stopped yet: listed again until a round finds none
+     * (bounded; what is left is missed). */
+    r.sent = 0;
+    for (unsigned i = 1; i < w->n; i++)
+      if (atomic_load(&w->t[i].state) == HS_LT_REFUSED)
+        sig_one(&w->t[i], &r);
+    if (r.sent)
+      wait_parked(w);
     for (int round = 0; round < 8; round++) {
-      if (!signal_new(w, sig, &overflow))
+      r.sent = 0;
+      w->overflow = 0; /* what does not fit is counted anew by each list */
+      each_task(sig_new, &r);
+      if (!r.sent)
         break;
       wait_parked(w);
     }
   }
-  unsigned parked = 0, missed = overflow;
+  unsigned parked = 0, missed = w->overflow;
   for (unsigned i = 1; i < w->n; i++) {
     int st = atomic_load(&w->t[i].state);
     parked += st == HS_LT_PARKED;
-    missed += st == HS_LT_SENT;
+    missed += st == HS_LT_SENT || st == HS_LT_REFUSED;
   }
-  if (!sig)
-    missed++; /* no signal: the other threads run on (said as partial) */
+  if (!traced && !sig)
+    missed += others; /* nothing stopped them: they run on (partial) */
   w->parked = parked;
   w->missed = missed;
   return 0;
@@ -306,10 +342,12 @@ void hs__world_fork_child(void) {
     atomic_fetch_add(&stop_word, 1);
   atomic_store(&in_handler, 0);
   atomic_store(&cur_world, NULL);
+  hs__tracer_fork_child();
 }
 
-void hs__world_resume(hs_leak_world_t *w) {
-  (void)w;
+int hs__world_resume(hs_leak_world_t *w) {
+  int died = w->tracer && hs__tracer_resume();
+  w->tracer = 0;
   atomic_fetch_add(&stop_word, 1); /* even: running */
   futex_wake(&stop_word);
   atomic_store(&cur_world, NULL);
@@ -318,4 +356,5 @@ void hs__world_resume(hs_leak_world_t *w) {
   long deadline = now_ns() + 2000000000L;
   while (atomic_load(&in_handler) > 0 && now_ns() < deadline)
     sched_yield();
+  return died;
 }

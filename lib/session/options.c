@@ -44,6 +44,8 @@ static const hs_opt_t opts[] = {
      "expected function names, file:PATH or module:NAME, separated by "
      "commas, none empty"},
     {"LEAKS", NULL, HS_OPT_BOOL, 0, 0, NULL, BOOL_TOLD},
+    {"LEAK_STOP", NULL, HS_OPT_CHOICE, 0, 0, "auto|ptrace|signal",
+     "expected auto, ptrace or signal"},
     {"HTTP", "http", HS_OPT_ADDR, 0, 0, NULL,
      "expected [IP:]PORT, [IPV6]:PORT or unix:PATH"},
 };

@@ -22,6 +22,7 @@
 #include "../symbolize/symbolize.h"
 #include "../trace/trace.h"
 #include "../http/http.h"
+#include "../leak/leak.h"
 #include "../unwind/unwind.h"
 #include "options.h"
 #include "session.h"
@@ -44,6 +45,7 @@ static struct config {
   uint64_t sample;         /* 0: every allocation; N: one per N bytes */
   int leaks;               /* HEAPSNAP_LEAKS: a leak check before the exit
                               snapshot, which then carries the classes */
+  int leak_stop;           /* HEAPSNAP_LEAK_STOP: HS_STOP_* (auto) */
 } cfg;
 
 /* HEAPSNAP_FAULT_ALLOC=N fails heapsnap's Nth internal allocation, N+ every
@@ -213,6 +215,8 @@ static int read_config(void) {
           fault.at = x.u; fault.from = (int)x.i; fault.on = 1)
   SETTING("WRAPPERS", if (add_wrappers(x.s) != 0) return -1)
   SETTING("LEAKS", cfg.leaks = (int)x.i)
+  /* In the order of options.c's choices, which is HS_STOP_*'s. */
+  SETTING("LEAK_STOP", cfg.leak_stop = (int)x.i)
 #undef SETTING
   return 0;
 }
@@ -585,6 +589,7 @@ void hs__session_init(void) {
    * two also hold for a program that starts tracing itself. */
   hs__defer_configure(cfg.every_bytes || cfg.at_peak ? 0 : cfg.defer);
   hs__unwind_set_mode(cfg.unwind);
+  hs__leak_set_stop(cfg.leak_stop);
   if (cfg.frames == 0)
     goto out;
   const char *e = getenv("HEAPSNAP_PROGRAM");

@@ -11,9 +11,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../leak/leak.h"
 #include "../trace/trace.h"
 #include "snapshot.h"
+
+/* The leak check's result, once it has one (set once, never cleared). */
+static const hs_class_source_t *_Atomic class_source;
+
+void hs__snapshot_set_class_source(const hs_class_source_t *src) {
+  atomic_store_explicit(&class_source, src, memory_order_release);
+}
 
 /* ---- small open-addressing maps used while building snapshots ---- */
 
@@ -294,6 +300,7 @@ typedef struct collect {
   uint32_t *leaks; /* per group, its HS_LEAK_* class */
   uint64_t leaks_cap;
   int leak_checked;
+  const hs_class_source_t *classes; /* when leak_checked */
   uint32_t *ids; /* snapshot stack index -> stack id */
   uint64_t nids, ids_cap;
   hs_snap_ctr_t *ctrs; /* snapshot stack index -> churn */
@@ -320,7 +327,7 @@ static void collect_one(const hs_trace_rec_t *t, void *arg) {
   uint32_t stack = *sidx;
   /* Blocks of one site split by the class the last leak check gave them. */
   uint32_t leak = c->leak_checked && t->domain == 0
-                      ? hs__leak_kind_of(t->ptr, t->size, t->stack)
+                      ? c->classes->kind_of(t->ptr, t->size, t->stack)
                       : 0;
   for (uint64_t key = mix64(((uint64_t)t->domain << 32 | stack) ^
                             mix64(t->size ^ ((uint64_t)leak << 56)));
@@ -426,10 +433,14 @@ int hs_take_snapshot(hs_snapshot_t **out) {
     goto done;
 
   s->temp_ns = hs_get_temporary_threshold();
-  int locked = hs__leak_result_lock();
-  c.leak_checked = locked && hs__leak_have_result();
+  const hs_class_source_t *cs =
+      atomic_load_explicit(&class_source, memory_order_acquire);
+  int locked = cs ? cs->lock() : 0;
+  c.leak_checked = locked && cs->have();
+  c.classes = cs;
   hs__traces_foreach(collect_one, &c);
-  hs__leak_result_unlock(locked);
+  if (cs)
+    cs->unlock(locked);
   if (c.err == 0)
     hs__stacks_foreach(collect_ctr, &c);
   if ((rc = c.err) != 0)

@@ -140,6 +140,26 @@ HS_HIDDEN int hs__reserve(void *arr, uint64_t *cap, uint64_t need,
  * Returns its offset, or HS_NOSTR when out of memory or past 4 GiB. */
 HS_HIDDEN uint32_t hs__strtab_add(struct hs_snapshot *s, const char *str);
 
+/* Where a snapshot learns each live block's leak class. The leak check
+ * lies above this layer: it registers its result here at its first check
+ * (before that no class exists). lock() returns whether it took its lock
+ * (unlock(that) always follows); have() whether its result names blocks of
+ * the tracing state in force; kind_of() the class of one block, only
+ * between lock and unlock. */
+typedef struct hs_class_source {
+  int (*lock)(void);
+  int (*have)(void);
+  unsigned (*kind_of)(uintptr_t ptr, uint64_t size, uint32_t stack);
+  void (*unlock)(int locked);
+} hs_class_source_t;
+HS_HIDDEN void hs__snapshot_set_class_source(const hs_class_source_t *src);
+
+/* hs_statistic_format's text of st, or hs_statistic_diff_format's of d
+ * (st NULL), with " (kind)" after the key when kind is not NULL. */
+HS_HIDDEN int hs__statistic_text(const hs_statistic_t *st,
+                                 const hs_statistic_diff_t *d, hs_key_t key,
+                                 const char *kind, char *buf, size_t len);
+
 /* Turns the raw stage into the symbolized stage (idempotent). 0 or HS_E*. */
 HS_HIDDEN int hs__snapshot_symbolize(struct hs_snapshot *s);
 

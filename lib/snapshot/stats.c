@@ -25,6 +25,8 @@ struct hs_statistics {
   hs_statistic_t *stats;      /* statistics: info.count entries, else NULL */
   hs_statistic_diff_t *diffs; /* compare: info.count entries, else NULL */
   hs_frame_t *frames;         /* storage for every entry's key */
+  uint8_t *kinds;             /* HS_KEY_BY_LEAK: each entry's class (as
+                                 stats or diffs); else NULL */
 };
 
 /* ---- sites ---- */
@@ -170,6 +172,7 @@ typedef struct entry {
   uint64_t first; /* into frames */
   uint32_t nframe;
   uint32_t site; /* index of the site within the key's frames */
+  uint32_t leak; /* the class, with HS_KEY_BY_LEAK; else 0 */
   uint64_t size[2], count[2]; /* [0] old snapshot, [1] new */
   uint64_t asize[2], acount[2], frees[2], temp[2], temp_time[2]; /* churn */
   uint64_t hist[HS_LIFETIME_BUCKETS]; /* the new snapshot's */
@@ -177,6 +180,7 @@ typedef struct entry {
 
 typedef struct group_by {
   hs_key_t key;
+  int by_leak;
   entry_t *ents;
   uint64_t nents, ents_cap;
   hs_frame_t *frames;
@@ -202,16 +206,18 @@ static int rehash(group_by_t *g) {
   return 0;
 }
 
-/* The entry for key frames f[0..n), created empty if new; -1 on ENOMEM. */
-static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
-  uint64_t h = hash_frames(f, n);
+/* The entry for key frames f[0..n) and class leak, created empty if new;
+ * -1 on ENOMEM. */
+static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n,
+                         uint32_t leak) {
+  uint64_t h = hash_frames(f, n) ^ ((uint64_t)leak * 0x9e3779b97f4a7c15ull);
   if (!g->slots || (g->nents + 1) * 2 > g->mask + 1)
     if (rehash(g) != 0)
       return -1;
   uint64_t j = h & g->mask;
   for (; g->slots[j]; j = (j + 1) & g->mask) {
     entry_t *e = &g->ents[g->slots[j] - 1];
-    if (e->hash == h && e->nframe == n &&
+    if (e->hash == h && e->nframe == n && e->leak == leak &&
         same_frames(&g->frames[e->first], f, n))
       return (int64_t)(g->slots[j] - 1);
   }
@@ -224,6 +230,7 @@ static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
   entry_t *e = &g->ents[g->nents];
   memset(e, 0, sizeof *e);
   e->hash = h;
+  e->leak = leak;
   e->first = g->nframes;
   e->nframe = n;
   memcpy(&g->frames[g->nframes], f, n * sizeof *f);
@@ -232,15 +239,19 @@ static int64_t entry_for(group_by_t *g, const hs_frame_t *f, uint32_t n) {
   return (int64_t)(g->nents - 1);
 }
 
-/* The entries stack st is credited to: its key's, or with cumulative one
- * per frame; in out[0..*n). memo holds entry + 1 per stack or per loc. */
+/* The entries stack st is credited to for class leak: its key's, or with
+ * cumulative one per frame; in out[0..*n). memo holds entry + 1 per stack
+ * or per loc, and per class when grouped by class (KINDS(g) a slot). */
+#define KINDS(g) ((g)->by_leak ? HS_LEAK_KINDS : 1)
 static int entries_of(group_by_t *g, struct hs_snapshot *s, site_ctx_t *sc,
                       int64_t *memo, hs_frame_t *tmp, int cumulative,
-                      uint32_t stack, int64_t *out, uint32_t *nout) {
+                      uint32_t stack, uint32_t leak, int64_t *out,
+                      uint32_t *nout) {
   const hs_snap_stack_t *st = &s->stacks[stack];
   *nout = 0;
   if (!cumulative) {
-    int64_t e = memo[stack] - 1;
+    int64_t *m = &memo[(uint64_t)stack * KINDS(g) + leak];
+    int64_t e = *m - 1;
     if (e < 0) {
       uint32_t n = 0, site = 0;
       if (g->key == HS_KEY_TRACEBACK) {
@@ -253,22 +264,23 @@ static int entries_of(group_by_t *g, struct hs_snapshot *s, site_ctx_t *sc,
       } else {
         tmp[n++] = (hs_frame_t){0};
       }
-      if ((e = entry_for(g, tmp, n)) < 0)
+      if ((e = entry_for(g, tmp, n, leak)) < 0)
         return HS_ENOMEM;
       g->ents[e].site = site;
-      memo[stack] = e + 1;
+      *m = e + 1;
     }
     out[(*nout)++] = e;
     return 0;
   }
   for (uint32_t i = 0; i < st->nloc; i++) {
     uint32_t li = s->stack_locs[st->first + i];
-    int64_t e = memo[li] - 1;
+    int64_t *m = &memo[(uint64_t)li * KINDS(g) + leak];
+    int64_t e = *m - 1;
     if (e < 0) {
       hs_frame_t f = key_frame(s, li, g->key);
-      if ((e = entry_for(g, &f, 1)) < 0)
+      if ((e = entry_for(g, &f, 1, leak)) < 0)
         return HS_ENOMEM;
-      memo[li] = e + 1;
+      *m = e + 1;
     }
     out[(*nout)++] = e;
   }
@@ -284,7 +296,7 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
   rc = HS_ENOMEM;
   site_ctx_t sc = {s, calloc(s->nlocs + 1, 1)};
   /* Memo: entry index + 1 per stack (non-cumulative) or per loc. */
-  uint64_t nmemo = cumulative ? s->nlocs : s->nstacks;
+  uint64_t nmemo = (cumulative ? s->nlocs : s->nstacks) * KINDS(g);
   int64_t *memo = calloc(nmemo + 1, sizeof *memo);
   uint32_t maxn = 1;
   for (uint32_t i = 0; i < s->nstacks; i++)
@@ -299,7 +311,11 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
     const hs_group_t *gr = &s->groups[gi];
     uint64_t bytes, count;
     hs__group_estimate(s, gr, &bytes, &count);
-    if (entries_of(g, s, &sc, memo, tmp, cumulative, gr->stack, ents, &n))
+    uint32_t leak = g->by_leak && s->group_leak ? s->group_leak[gi] : 0;
+    if (leak >= HS_LEAK_KINDS)
+      leak = 0;
+    if (entries_of(g, s, &sc, memo, tmp, cumulative, gr->stack, leak, ents,
+                   &n))
       goto out;
     for (uint32_t i = 0; i < n; i++) {
       g->ents[ents[i]].size[side] += bytes;
@@ -310,7 +326,10 @@ static int add_snapshot(group_by_t *g, struct hs_snapshot *s, int cumulative,
     const hs_snap_ctr_t *k = &s->ctrs[st];
     if (!k->allocs && !k->frees)
       continue;
-    if (entries_of(g, s, &sc, memo, tmp, cumulative, st, ents, &n))
+    /* Churn has no class: a key's is counted once, on its unchecked
+     * entry, when grouped by class. */
+    if (entries_of(g, s, &sc, memo, tmp, cumulative, st, HS_LEAK_UNCHECKED,
+                   ents, &n))
       goto out;
     for (uint32_t i = 0; i < n; i++) {
       entry_t *e = &g->ents[ents[i]];
@@ -457,6 +476,53 @@ static int cmp_diff_by(const void *pa, const void *pb) {
 
 static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* A list grouped by class is sorted through a copy whose elements carry
+ * their class after the public struct (elem bytes, a multiple of 8):
+ * callers index the public arrays (hs_statistics_get(st, 0)[i]), so those
+ * stay contiguous and the classes beside them. cmp_plain compares the
+ * public structs; one key's entries then go in the order of the classes. */
+static int (*cmp_plain)(const void *, const void *);
+static size_t cmp_elem;
+_Static_assert(sizeof(hs_statistic_t) % 8 == 0 &&
+                   sizeof(hs_statistic_diff_t) % 8 == 0,
+               "a copied element stays aligned");
+
+static int cmp_with_kind(const void *pa, const void *pb) {
+  int c = cmp_plain(pa, pb);
+  uint8_t a = ((const uint8_t *)pa)[cmp_elem], b = ((const uint8_t *)pb)[cmp_elem];
+  return c ? c : (a > b) - (a < b);
+}
+
+/* Sorts the first n entries of st with cmp. Under sort_mu (cmp_plain,
+ * cmp_elem and sort_order are statics: qsort has no context). 0 or
+ * HS_ENOMEM (st unchanged). */
+static int sort_list(hs_statistics_t *st, size_t n,
+                     int (*cmp)(const void *, const void *)) {
+  char *arr = st->diffs ? (char *)st->diffs : (char *)st->stats;
+  size_t elem = st->diffs ? sizeof *st->diffs : sizeof *st->stats;
+  if (!st->kinds) {
+    qsort(arr, n, elem, cmp);
+    return 0;
+  }
+  size_t we = elem + 8;
+  char *w = malloc((n + 1) * we);
+  if (!w)
+    return HS_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(w + i * we, arr + i * elem, elem);
+    w[i * we + elem] = (char)st->kinds[i];
+  }
+  cmp_plain = cmp;
+  cmp_elem = elem;
+  qsort(w, n, we, cmp_with_kind);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(arr + i * elem, w + i * we, elem);
+    st->kinds[i] = (uint8_t)w[i * we + elem];
+  }
+  free(w);
+  return 0;
+}
+
 int hs_statistics_sort(hs_statistics_t *st, int order) {
   if (!st || order < HS_SORT_LIVE || order > HS_SORT_TEMPORARY)
     return HS_EINVAL;
@@ -464,23 +530,23 @@ int hs_statistics_sort(hs_statistics_t *st, int order) {
    * a time. */
   pthread_mutex_lock(&sort_mu);
   sort_order = order;
-  if (order != HS_SORT_LIVE) {
+  int rc = 0;
+  if (st->diffs || st->stats)
+    rc = sort_list(st, st->info.count + (order != HS_SORT_LIVE ? st->churn_only : 0),
+                   st->diffs ? cmp_diff_by : cmp_stat_by);
+  if (rc == 0 && order != HS_SORT_LIVE) {
     st->info.count += st->churn_only;
     st->churn_only = 0;
   }
-  if (st->diffs)
-    qsort(st->diffs, st->info.count, sizeof *st->diffs, cmp_diff_by);
-  else if (st->stats)
-    qsort(st->stats, st->info.count, sizeof *st->stats, cmp_stat_by);
   pthread_mutex_unlock(&sort_mu);
-  return 0;
+  return rc;
 }
 
 /* Moves the entries with live blocks on either side before those that
  * only churned, keeping each part's order; returns how many have. The
  * arrays are filled in entry order, so element e is entry e. */
 static size_t live_first(void *arr, size_t elem, uint64_t n,
-                         const group_by_t *g) {
+                         const group_by_t *g, uint8_t *kinds) {
   char *a = arr, tmp[sizeof(hs_statistic_diff_t)];
   size_t w = 0;
   for (uint64_t e = 0; e < n; e++) {
@@ -492,10 +558,25 @@ static size_t live_first(void *arr, size_t elem, uint64_t n,
       memcpy(tmp, a + e * elem, elem);
       memmove(a + (w + 1) * elem, a + w * elem, (e - w) * elem);
       memcpy(a + w * elem, tmp, elem);
+      if (kinds) {
+        uint8_t k = kinds[e];
+        memmove(kinds + w + 1, kinds + w, e - w);
+        kinds[w] = k;
+      }
     }
     w++;
   }
   return w;
+}
+
+/* The classes of a list grouped by class, in entry order. */
+static int kinds_of(hs_statistics_t *st, const group_by_t *g) {
+  st->kinds = malloc(g->nents + 1);
+  if (!st->kinds)
+    return HS_ENOMEM;
+  for (uint64_t e = 0; e < g->nents; e++)
+    st->kinds[e] = (uint8_t)g->ents[e].leak;
+  return 0;
 }
 
 static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
@@ -503,12 +584,14 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
   if (!out)
     return HS_EINVAL;
   *out = NULL;
+  int by_leak = (key & HS_KEY_BY_LEAK) != 0;
+  key = (hs_key_t)(key & ~HS_KEY_BY_LEAK);
   if (!snap || key < HS_KEY_FILENAME || key > HS_KEY_TRACEBACK ||
       (cumulative && key == HS_KEY_TRACEBACK))
     return HS_EINVAL;
   hs__guard_enter();
   settings_rdlock(snap, old);
-  group_by_t g = {.key = key};
+  group_by_t g = {.key = key, .by_leak = by_leak};
   hs_statistics_t *st = calloc(1, sizeof *st);
   int rc = st ? 0 : HS_ENOMEM;
   if (rc == 0 && old)
@@ -619,9 +702,16 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
           percentile(en->hist, 90),
           percentile(en->hist, 99)};
     }
-    st->info.count = live_first(st->diffs, sizeof *st->diffs, g.nents, &g);
+    if (by_leak && kinds_of(st, &g) != 0)
+      goto fail;
+    st->info.count = live_first(st->diffs, sizeof *st->diffs, g.nents, &g,
+                                st->kinds);
     st->churn_only = g.nents - st->info.count;
-    qsort(st->diffs, st->info.count, sizeof *st->diffs, cmp_diff);
+    pthread_mutex_lock(&sort_mu);
+    rc = sort_list(st, st->info.count, cmp_diff);
+    pthread_mutex_unlock(&sort_mu);
+    if (rc != 0)
+      goto fail;
   } else {
     st->stats = calloc(g.nents + 1, sizeof *st->stats);
     if (!st->stats)
@@ -644,9 +734,16 @@ static int run(hs_snapshot_t *snap, hs_snapshot_t *old, hs_key_t key,
                                        percentile(en->hist, 90),
                                        percentile(en->hist, 99)};
     }
-    st->info.count = live_first(st->stats, sizeof *st->stats, g.nents, &g);
+    if (by_leak && kinds_of(st, &g) != 0)
+      goto fail;
+    st->info.count = live_first(st->stats, sizeof *st->stats, g.nents, &g,
+                                st->kinds);
     st->churn_only = g.nents - st->info.count;
-    qsort(st->stats, st->info.count, sizeof *st->stats, cmp_stat);
+    pthread_mutex_lock(&sort_mu);
+    rc = sort_list(st, st->info.count, cmp_stat);
+    pthread_mutex_unlock(&sort_mu);
+    if (rc != 0)
+      goto fail;
   }
   st->frames = g.frames;
   g.frames = NULL;
@@ -685,6 +782,7 @@ void hs_statistics_free(hs_statistics_t *st) {
   free(st->stats);
   free(st->diffs);
   free(st->frames);
+  free(st->kinds);
   free(st);
   hs__guard_exit();
 }
@@ -707,6 +805,22 @@ int hs_statistics_get_info(const hs_statistics_t *st, hs_statistics_info_t *out,
   if (!st)
     return HS_EINVAL;
   return hs__fill_versioned(out, size, &st->info, sizeof st->info);
+}
+
+int hs_statistics_leak_kind(const hs_statistics_t *st, size_t i) {
+  if (!st || !st->kinds || i >= st->info.count)
+    return -1;
+  return st->kinds[i];
+}
+
+int hs_statistics_format(const hs_statistics_t *st, size_t i, char *buf,
+                         size_t len) {
+  if (!st || i >= st->info.count)
+    return HS_EINVAL;
+  const char *kind = st->kinds ? hs_leak_kind_name(st->kinds[i]) : NULL;
+  return hs__statistic_text(st->stats ? &st->stats[i] : NULL,
+                            st->diffs ? &st->diffs[i] : NULL, st->info.key,
+                            kind, buf, len);
 }
 
 /* ---- filters (tracemalloc's Filter and DomainFilter) ---- */

@@ -72,23 +72,22 @@ static int key_text(const hs_frame_t *frames, size_t n, size_t site,
                          len);
 }
 
-int hs_statistic_format(const hs_statistic_t *st, hs_key_t key, char *buf,
-                        size_t len) {
-  char k[4096], sz[32], avg[32];
-  key_text(st->frames, st->nframe, st->site, key, k, sizeof k);
-  hs_format_size((double)st->size, 0, sz, sizeof sz);
-  if (!st->count)
-    return snprintf(buf, len, "%s: size=%s, count=%llu", k, sz,
-                    (unsigned long long)st->count);
-  hs_format_size((double)st->size / (double)st->count, 0, avg, sizeof avg);
-  return snprintf(buf, len, "%s: size=%s, count=%llu, average=%s", k, sz,
-                  (unsigned long long)st->count, avg);
-}
-
-int hs_statistic_diff_format(const hs_statistic_diff_t *d, hs_key_t key,
-                             char *buf, size_t len) {
+int hs__statistic_text(const hs_statistic_t *st, const hs_statistic_diff_t *d,
+                       hs_key_t key, const char *kind, char *buf, size_t len) {
   char k[4096], sz[32], dsz[32], avg[32];
-  key_text(d->frames, d->nframe, d->site, key, k, sizeof k);
+  int kn = d ? key_text(d->frames, d->nframe, d->site, key, k, sizeof k)
+             : key_text(st->frames, st->nframe, st->site, key, k, sizeof k);
+  if (kind && kn >= 0 && (size_t)kn < sizeof k)
+    snprintf(k + kn, sizeof k - (size_t)kn, " (%s)", kind);
+  if (!d) {
+    hs_format_size((double)st->size, 0, sz, sizeof sz);
+    if (!st->count)
+      return snprintf(buf, len, "%s: size=%s, count=%llu", k, sz,
+                      (unsigned long long)st->count);
+    hs_format_size((double)st->size / (double)st->count, 0, avg, sizeof avg);
+    return snprintf(buf, len, "%s: size=%s, count=%llu, average=%s", k, sz,
+                    (unsigned long long)st->count, avg);
+  }
   hs_format_size((double)d->size, 0, sz, sizeof sz);
   hs_format_size((double)d->size_diff, 1, dsz, sizeof dsz);
   int n = snprintf(buf, len, "%s: size=%s (%s), count=%llu (%+lld)", k, sz,
@@ -99,6 +98,35 @@ int hs_statistic_diff_format(const hs_statistic_diff_t *d, hs_key_t key,
   size_t used = (size_t)n < len ? (size_t)n : (len ? len - 1 : 0);
   return n + snprintf(buf ? buf + used : NULL, len > used ? len - used : 0,
                       ", average=%s", avg);
+}
+
+int hs_statistic_format(const hs_statistic_t *st, hs_key_t key, char *buf,
+                        size_t len) {
+  return hs__statistic_text(st, NULL, key, NULL, buf, len);
+}
+
+int hs_statistic_diff_format(const hs_statistic_diff_t *d, hs_key_t key,
+                             char *buf, size_t len) {
+  return hs__statistic_text(NULL, d, key, NULL, buf, len);
+}
+
+/* The classes are the snapshots' (a snapshot loaded from a file carries
+ * them without any check in this process), so their names are here. */
+const char *hs_leak_kind_name(int kind) {
+  switch (kind) {
+  case HS_LEAK_DEFINITE:
+    return "definitely lost";
+  case HS_LEAK_INDIRECT:
+    return "indirectly lost";
+  case HS_LEAK_POSSIBLE:
+    return "possibly lost";
+  case HS_LEAK_REACHABLE:
+    return "still reachable";
+  case HS_LEAK_SUPPRESSED:
+    return "suppressed";
+  default:
+    return "unchecked";
+  }
 }
 
 /* The source line, stripped, as linecache.getline().strip() gives it. */

@@ -22,6 +22,7 @@ cases=(
   SAMPLE=default SAMPLE=0 SAMPLE=64K SAMPLE=2T SAMPLE=12X
   FAULT_ALLOC=0+ FAULT_ALLOC=5+ FAULT_ALLOC=x
   WRAPPERS=my_xmalloc,file:x.c WRAPPERS=a,,b WRAPPERS=,a
+  LEAK_STOP=auto LEAK_STOP=ptrace LEAK_STOP=signal LEAK_STOP=gdb LEAK_STOP=
 )
 for kv in "${cases[@]}"; do
   var=HEAPSNAP_${kv%%=*}

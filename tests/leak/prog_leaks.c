@@ -15,17 +15,7 @@
 #endif
 
 #include "heapsnap.h"
-
-/* dlsym's object pointer made a function pointer without the cast ISO C
- * forbids. */
-#define SYM(fp, name)                                                         \
-  do {                                                                        \
-    void *sym_ = dlsym(RTLD_DEFAULT, name);                                   \
-    memcpy(&(fp), &sym_, sizeof(fp));                                         \
-  } while (0)
-
-#define NOINLINE __attribute__((noinline))
-#define KEY ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
+#include "prog.h"
 
 struct node {
   struct node *next;
@@ -38,14 +28,6 @@ void *volatile g_over;
 void *volatile g_cache[8];
 char *volatile g_interior;
 static atomic_int ready, stop;
-
-/* Zeroes the stack below the caller, where the scenarios' dead frames kept
- * copies of the pointers they dropped. */
-NOINLINE static void scrub(void) {
-  volatile char buf[32768];
-  memset((char *)buf, 0, sizeof buf);
-  __asm__ volatile("" ::"r"(buf) : "memory");
-}
 
 NOINLINE static void overwritten(void) {
   g_over = malloc(40); /* L:over_lost */
@@ -167,7 +149,7 @@ int main(int argc, char **argv) {
   pthread_create(&t2, NULL, on_stack, NULL);
   while (atomic_load(&ready) < 2)
     ;
-  pthread_create(&t3, NULL, exiting, NULL);
+  pthread_create(&t3, NULL, exiting, NULL); /* L:exited_dtv */
   pthread_join(t3, NULL);
   scrub();
   int rc = check(out);

@@ -17,17 +17,14 @@ static const struct {
              {HS_LEAK_SUPPRESSED, "suppressed"}};
 #define NORDER (sizeof order / sizeof order[0])
 
-static int kind_sites(FILE *out, hs_snapshot_t *snap, size_t k, int json,
-                      int *first) {
-  hs_snapshot_t *f;
-  hs_statistics_t *st;
-  if (hs_snapshot_filter_leaks(snap, 1u << order[k].kind, &f) != 0)
-    return -1;
-  if (hs_snapshot_statistics(f, HS_KEY_LINENO, 0, &st) != 0) {
-    hs_snapshot_free(f);
-    return -1;
-  }
+/* The sites of class order[k] from st, the snapshot's statistics by line
+ * grouped by class (HS_KEY_BY_LEAK): within a class, in the order of the
+ * list (size, count, key). */
+static void kind_sites(FILE *out, const hs_statistics_t *st, size_t k,
+                       int json, int *first) {
   for (size_t i = 0; i < hs_statistics_count(st); i++) {
+    if (hs_statistics_leak_kind(st, i) != order[k].kind)
+      continue;
     const hs_statistic_t *s = hs_statistics_get(st, i);
     const hs_frame_t *fr =
         s->nframe ? &s->frames[s->site < s->nframe ? s->site : 0] : NULL;
@@ -50,9 +47,6 @@ static int kind_sites(FILE *out, hs_snapshot_t *snap, size_t k, int json,
               s->size, s->count);
     }
   }
-  hs_statistics_free(st);
-  hs_snapshot_free(f);
-  return 0;
 }
 
 int sd_write_leaks(FILE *out, const char *path, int json,
@@ -91,7 +85,15 @@ int sd_write_leaks(FILE *out, const char *path, int json,
     }
     hs_snapshot_leak_summary(snap, &sum);
   }
-  int rc = 0, first = 1;
+  int first = 1;
+  hs_statistics_t *st;
+  int rc = hs_snapshot_statistics(
+      snap, (hs_key_t)(HS_KEY_LINENO | HS_KEY_BY_LEAK), 0, &st);
+  if (rc != 0) {
+    hs_snapshot_free(snap);
+    fprintf(stderr, "snapdiff: %s: %s\n", path, hs_strerror(rc));
+    return 1;
+  }
   if (json) {
     fputs("{\n  \"summary\": {", out);
     for (size_t k = 0; k < NORDER; k++)
@@ -103,8 +105,8 @@ int sd_write_leaks(FILE *out, const char *path, int json,
     fprintf(out, ",\n    \"unchecked\": {\"bytes\": %" PRIu64
                  ", \"blocks\": %" PRIu64 "}\n  },\n  \"leaks\": [",
             sum.bytes[HS_LEAK_UNCHECKED], sum.blocks[HS_LEAK_UNCHECKED]);
-    for (size_t k = 0; k < NORDER && rc == 0; k++)
-      rc = kind_sites(out, snap, k, 1, &first);
+    for (size_t k = 0; k < NORDER; k++)
+      kind_sites(out, st, k, 1, &first);
     fputs(first ? "]\n}\n" : "\n  ]\n}\n", out);
   } else {
     fputs("LEAK SUMMARY:\n", out);
@@ -117,17 +119,16 @@ int sd_write_leaks(FILE *out, const char *path, int json,
                    " blocks (allocated after the check)\n",
               "unchecked", sum.bytes[HS_LEAK_UNCHECKED],
               sum.blocks[HS_LEAK_UNCHECKED]);
-    for (size_t k = 0; k < NORDER && rc == 0; k++) {
+    for (size_t k = 0; k < NORDER; k++) {
       if (!sum.blocks[order[k].kind])
         continue;
       fprintf(out, "\n%s: %" PRIu64 " bytes in %" PRIu64 " blocks\n",
               hs_leak_kind_name(order[k].kind), sum.bytes[order[k].kind],
               sum.blocks[order[k].kind]);
-      rc = kind_sites(out, snap, k, 0, &first);
+      kind_sites(out, st, k, 0, &first);
     }
   }
+  hs_statistics_free(st);
   hs_snapshot_free(snap);
-  if (rc != 0)
-    fprintf(stderr, "snapdiff: %s: out of memory\n", path);
-  return rc != 0 || ferror(out) ? 1 : 0;
+  return ferror(out) ? 1 : 0;
 }
