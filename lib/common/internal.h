@@ -134,6 +134,14 @@ HS_HIDDEN int hs__own_thread(pid_t tid);
 /* How many of them were created and have not yet registered. */
 HS_HIDDEN int hs__own_threads_starting(void);
 
+/* Waiting between threads without a lock a fork could leave held: a
+ * private futex on w while it holds val, for at most ns (none when ns <= 0),
+ * and the wake of every waiter. Async-signal-safe; errno may change. */
+HS_HIDDEN void hs__futex_wait(atomic_uint *w, unsigned val, long ns);
+HS_HIDDEN void hs__futex_wake(atomic_uint *w);
+/* CLOCK_MONOTONIC in nanoseconds, for deadlines. */
+HS_HIDDEN long hs__mono_ns(void);
+
 /* ---- calls that may take the loader's lock ----
  * dl_iterate_phdr takes the loader's write lock, and libunwind calls it (and
  * holds locks of its own) inside unw_step and unw_backtrace. A fork while

@@ -1,9 +1,12 @@
 /* thread.c - heapsnap's own threads (the applier, the snapshot writer, the
  * debug-information warm-up): started with every signal blocked, and the
  * registry of their thread ids that stopping the world reads. */
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdlib.h>
@@ -79,4 +82,21 @@ int hs__thread_start(pthread_t *out, void *(*fn)(void *), size_t stack,
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
+}
+
+void hs__futex_wait(atomic_uint *w, unsigned val, long ns) {
+  struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+  syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, val,
+          ns > 0 ? &ts : NULL, NULL, 0);
+}
+
+void hs__futex_wake(atomic_uint *w) {
+  syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+          0);
+}
+
+long hs__mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }

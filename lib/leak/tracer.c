@@ -269,12 +269,6 @@ static int tracer_main(void *arg) {
 
 /* ---- the caller's side: ordinary libc, the checking thread ---- */
 
-static long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /* Yama's ptrace_scope 1 lets a process trace only its descendants: the
  * tracer, a child, needs the process's leave (PR_SET_PTRACER), which
  * replaces one the host may have given another tracer. Only then. */
@@ -293,9 +287,9 @@ static int yama_restricted(void) {
  * a __WALL wait sees it. */
 static void tracer_finish(void) {
   for (int attempt = 0; attempt < 2; attempt++) {
-    long deadline = now_ns() + 2000000000L;
+    long deadline = hs__mono_ns() + 2000000000L;
     pid_t a;
-    while ((a = atomic_load(&tc.alive)) != 0 && now_ns() < deadline) {
+    while ((a = atomic_load(&tc.alive)) != 0 && hs__mono_ns() < deadline) {
       /* The kernel's wake on exit is a shared futex's. */
       struct timespec ts = {0, 10000000L};
       syscall(SYS_futex, (int *)&tc.alive, FUTEX_WAIT, a, &ts, NULL, 0);
@@ -352,12 +346,10 @@ int hs__tracer_stop(hs_leak_world_t *w) {
   atomic_store(&tc.go, 1);
   t_wake(&tc.go);
   /* 8 rounds of at most 1 s each, and the start. */
-  long deadline = now_ns() + 10000000000L;
+  long deadline = hs__mono_ns() + 10000000000L;
   while (!atomic_load(&tc.stopped) && atomic_load(&tc.alive) &&
-         now_ns() < deadline) {
-    struct timespec ts = {0, 10000000L};
-    syscall(SYS_futex, (unsigned *)&tc.stopped, FUTEX_WAIT_PRIVATE, 0, &ts,
-            NULL, 0);
+         hs__mono_ns() < deadline) {
+    hs__futex_wait(&tc.stopped, 0, 10000000L);
   }
   if (atomic_load(&tc.stopped) && atomic_load(&tc.alive))
     return 0;

@@ -6,8 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,17 +31,6 @@ static atomic_int stop_how; /* HS_STOP_*, from HEAPSNAP_LEAK_STOP */
 void hs__leak_set_stop(int how) { atomic_store(&stop_how, how); }
 
 static pid_t gettid_raw(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void futex_wait(atomic_uint *w, unsigned val, long ns) {
-  struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
-  syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, val,
-          ns > 0 ? &ts : NULL, NULL, 0);
-}
-
-static void futex_wake(atomic_uint *w) {
-  syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
-          0);
-}
 
 static uintptr_t thread_pointer(void) {
   uintptr_t tp = 0;
@@ -100,12 +87,12 @@ static void on_stop(int signo, siginfo_t *si, void *ucv) {
       save_regs(t, uc);
       atomic_store(&t->state, HS_LT_PARKED);
       atomic_fetch_add(&nparked, 1);
-      futex_wake(&nparked);
+      hs__futex_wake(&nparked);
       break;
     }
   }
   while (atomic_load(&stop_word) == g)
-    futex_wait(&stop_word, g, 0);
+    hs__futex_wait(&stop_word, g, 0);
   atomic_fetch_sub(&in_handler, 1);
   errno = saved;
 }
@@ -217,17 +204,11 @@ static void count_other(pid_t tid, void *arg) {
   r->sent += tid != r->self && !hs__own_thread(tid);
 }
 
-static long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /* Waits until every signalled thread parked or is gone, for at most 1 s
  * since the last signal: a thread that has the signal blocked, or is
  * stuck in the kernel, is skipped rather than waited for. */
 static void wait_parked(hs_leak_world_t *w) {
-  long deadline = now_ns() + 1000000000L, next_probe = 0;
+  long deadline = hs__mono_ns() + 1000000000L, next_probe = 0;
   pid_t pid = getpid();
   for (;;) {
     unsigned want = 0, have = atomic_load(&nparked);
@@ -237,7 +218,7 @@ static void wait_parked(hs_leak_world_t *w) {
     }
     if (have >= want)
       return;
-    long t = now_ns();
+    long t = hs__mono_ns();
     if (t >= deadline)
       return;
     if (t >= next_probe) {
@@ -250,7 +231,7 @@ static void wait_parked(hs_leak_world_t *w) {
         }
       next_probe = t + 20000000L;
     }
-    futex_wait(&nparked, have, 10000000L);
+    hs__futex_wait(&nparked, have, 10000000L);
   }
 }
 
@@ -349,12 +330,12 @@ int hs__world_resume(hs_leak_world_t *w) {
   int died = w->tracer && hs__tracer_resume();
   w->tracer = 0;
   atomic_fetch_add(&stop_word, 1); /* even: running */
-  futex_wake(&stop_word);
+  hs__futex_wake(&stop_word);
   atomic_store(&cur_world, NULL);
   /* Each handler leaves as soon as it runs again; the table is reused by
    * the next check only once none is inside. */
-  long deadline = now_ns() + 2000000000L;
-  while (atomic_load(&in_handler) > 0 && now_ns() < deadline)
+  long deadline = hs__mono_ns() + 2000000000L;
+  while (atomic_load(&in_handler) > 0 && hs__mono_ns() < deadline)
     sched_yield();
   return died;
 }

@@ -753,36 +753,21 @@ static void loss_report(int exit_failed_alone) {
 void hs__session_exit(void) {
   unsigned before = atomic_load(&lost);
   session_exit();
-  if (cfg.unwind == HS_UNWIND_VERIFY) {
-    hs__guard_enter();
-    int saved = errno;
+  /* The reports: heapsnap's own work, which leaves the host's errno. */
+  hs__guard_enter();
+  int saved = errno;
+  if (cfg.unwind == HS_UNWIND_VERIFY)
     hs__unwind_report(getenv("HEAPSNAP_UNWIND_LOG"));
-    errno = saved;
-    hs__guard_exit();
-  }
-  if (atomic_load(&lost)) {
-    hs__guard_enter();
-    int saved = errno;
+  if (atomic_load(&lost))
     loss_report(before == 0 && atomic_load(&lost) == 1);
-    errno = saved;
-    hs__guard_exit();
-  }
   uint64_t cut = atomic_load_explicit(&hs__unwind_truncated,
                                       memory_order_relaxed);
-  if (cut && cfg.frames > 0) {
-    hs__guard_enter();
-    int saved = errno;
+  if (cut && cfg.frames > 0)
     say("heapsnap: pid %ld: %llu stack%s cut short (forked while another "
         "thread held the dynamic loader's lock: outer frames missing)\n",
         (long)getpid(), (unsigned long long)cut, cut == 1 ? "" : "s");
-    errno = saved;
-    hs__guard_exit();
-  }
-  if (fault.on) {
-    hs__guard_enter();
-    int saved = errno;
+  if (fault.on)
     fault_report();
-    errno = saved;
-    hs__guard_exit();
-  }
+  errno = saved;
+  hs__guard_exit();
 }

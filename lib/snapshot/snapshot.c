@@ -1,13 +1,10 @@
 /* snapshot.c - taking a snapshot of the live traces, symbolizing it once,
  * and the snapshot's life cycle (info, wrappers, copy, free). */
 #include <fnmatch.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -530,9 +527,14 @@ done:
 static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
 static hs_symbolizer_t *sym_kept; /* by sym_mu */
 /* The warm-up's symbolizer, read on its own and handed over without a
- * lock: see hs__symbols_warm. Taken by sym_for when nothing is kept. */
+ * lock (see hs__symbols_warm); the next sym_for takes it. */
 static hs_symbolizer_t *_Atomic sym_offer;
-static atomic_int warm_running;    /* see warm_wait */
+/* The warm-up's progress, for a symbolization that comes while it runs:
+ * such a one waits for the offer as long as modules keep being read (a
+ * CPU is idle for the warm-up then, and the read is done once), and does
+ * the work itself once 250 ms pass without one (a busy machine, where
+ * the lowest priority gets almost no time). */
+static atomic_int warm_running;
 static atomic_uint warm_progress;
 
 /* The kept symbolizer over mods, or a new one; NULL when out of memory.
@@ -591,16 +593,9 @@ void hs__symbols_drop(void) {
   sym_unlock();
 }
 
-/* The warm-up's progress, for a symbolization that comes while it runs:
- * such a one waits for the offer as long as modules keep being read (a
- * CPU is idle for the warm-up then, and the read is done once), and does
- * the work itself once 250 ms pass without one (a busy machine, where
- * the lowest priority gets almost no time). */
-
 static void warm_signal(void) {
   atomic_fetch_add(&warm_progress, 1);
-  syscall(SYS_futex, (unsigned *)&warm_progress, FUTEX_WAKE_PRIVATE, INT_MAX,
-          NULL, NULL, 0);
+  hs__futex_wake(&warm_progress);
 }
 
 static void warm_wait(void) {
@@ -608,9 +603,7 @@ static void warm_wait(void) {
     unsigned p = atomic_load(&warm_progress);
     if (!atomic_load(&warm_running))
       break;
-    struct timespec ts = {0, 250000000L};
-    syscall(SYS_futex, (unsigned *)&warm_progress, FUTEX_WAIT_PRIVATE, p, &ts,
-            NULL, 0);
+    hs__futex_wait(&warm_progress, p, 250000000L);
     if (atomic_load(&warm_progress) == p)
       break; /* no module read in 250 ms */
   }
@@ -759,7 +752,7 @@ static int symbolize_locked(struct hs_snapshot *s) {
     frames += s->raw_n[st];
   if (!frames) {
     /* Nothing to resolve (a program that freed everything): no wait for
-     * the lock, which the background warm-up may hold for a while. */
+     * the background warm-up, nor for the lock. */
     rc = intern_symbolized(s, NULL);
   } else {
     warm_wait();
